@@ -1,0 +1,139 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := Default()
+	err := Load(fs, &c, args, func(k string) string { return env[k] })
+	return c, err
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(file, []byte("addr: 127.0.0.1:1111\nsession-idle-timeout: 10m\ntrusted-proxies:\n  - 10.0.0.0/8\n  - 192.0.2.1\nsignup: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantAddr string
+		wantIdle time.Duration
+	}{
+		{"defaults", nil, nil, "127.0.0.1:8080", 30 * time.Minute},
+		{"file", []string{"--config", file}, nil, "127.0.0.1:1111", 10 * time.Minute},
+		{"file named by env", nil, map[string]string{"GATEHOUSE_CONFIG": file}, "127.0.0.1:1111", 10 * time.Minute},
+		{"env over file", []string{"--config", file}, map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:2222"}, "127.0.0.1:2222", 10 * time.Minute},
+		{"flag over env and file", []string{"--config", file, "--addr", "127.0.0.1:3333"}, map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:2222"}, "127.0.0.1:3333", 10 * time.Minute},
+		{"unrelated GATEHOUSE_ env is ignored", nil, map[string]string{"GATEHOUSE_TEST_POSTGRES_URL": "postgres://x"}, "127.0.0.1:8080", 30 * time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Addr != tc.wantAddr || c.SessionIdleTimeout != tc.wantIdle {
+				t.Fatalf("addr %s idle %s, want %s %s", c.Addr, c.SessionIdleTimeout, tc.wantAddr, tc.wantIdle)
+			}
+		})
+	}
+	c, err := load(t, []string{"--config", file}, nil)
+	if err != nil || c.Signup || len(c.TrustedProxies) != 2 || c.TrustedProxies[1].String() != "192.0.2.1/32" {
+		t.Fatalf("file values: %+v %v", c, err)
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.yaml")
+	os.WriteFile(unknown, []byte("adress: 127.0.0.1:1\n"), 0o600)
+	nested := filepath.Join(dir, "nested.yaml")
+	os.WriteFile(nested, []byte("addr:\n  host: x\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown file key", []string{"--config", unknown}, nil, `unknown setting "adress"`},
+		{"nested file value", []string{"--config", nested}, nil, "plain value"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none.yaml")}, nil, "config file"},
+		{"bad env duration", nil, map[string]string{"GATEHOUSE_SESSION_IDLE_TIMEOUT": "soon"}, "GATEHOUSE_SESSION_IDLE_TIMEOUT"},
+		{"bad CIDR", []string{"--trusted-proxies", "10.0.0.0/99"}, nil, "invalid value"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.args, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // "" = valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"dev on loopback", func(c *Config) { c.Dev = true }, ""},
+		{"dev on localhost", func(c *Config) { c.Dev = true; c.Addr = "localhost:8080" }, ""},
+		{"dev on all interfaces", func(c *Config) { c.Dev = true; c.Addr = "0.0.0.0:8080" }, "--dev-allow-remote"},
+		{"dev on all interfaces, allowed", func(c *Config) { c.Dev = true; c.DevAllowRemote = true; c.Addr = "0.0.0.0:8080" }, ""},
+		{"secure mode on all interfaces", func(c *Config) { c.Addr = ":8080" }, ""},
+		{"idle longer than absolute", func(c *Config) { c.SessionIdleTimeout = 13 * time.Hour }, "longer than"},
+		{"tiny idle timeout", func(c *Config) { c.SessionIdleTimeout = time.Second }, "at least 2m"},
+		{"short admin key", func(c *Config) { c.AdminKey = "short" }, "at least 32"},
+		{"weak argon2", func(c *Config) { c.Argon2Memory = 1024 }, "OWASP"},
+		{"throttle above 100", func(c *Config) { c.LoginMaxFailures = 500 }, "1 to 100"},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "x.pem" }, "go together"},
+		{"bad addr", func(c *Config) { c.Addr = "nope" }, "host:port"},
+		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAdminKeyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(p, []byte("  0123456789abcdef0123456789abcdef-key \n"), 0o600)
+	c := Default()
+	c.AdminKeyFile = p
+	if err := c.Validate(); err != nil || c.AdminKey != "0123456789abcdef0123456789abcdef-key" {
+		t.Fatalf("%q %v", c.AdminKey, err)
+	}
+	c = Default()
+	c.AdminKeyFile, c.AdminKey = p, strings.Repeat("k", 32)
+	if err := c.Validate(); err == nil {
+		t.Fatal("both admin key and file accepted")
+	}
+}
