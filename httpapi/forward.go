@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-auth/gatehouse/csrf"
+)
+
+// Identity headers of forward-auth. Whatever a client sends under these
+// names never reaches the answer: the headers are set here, from the
+// verified credential only.
+const (
+	headerUserID   = "X-Gatehouse-User-Id"
+	headerUsername = "X-Gatehouse-Username"
+	headerAuthMode = "X-Gatehouse-Auth-Mode"
+	headerToken    = "X-Gatehouse-Token"
+)
+
+// forwardAuth is GET/HEAD /v1/verify for nginx auth_request, Caddy
+// forward_auth and Traefik ForwardAuth. A cookie-authenticated original
+// request with an unsafe method (X-Forwarded-Method, as Caddy and Traefik
+// send it) must carry the CSRF token too.
+func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return errUnauthenticated()
+	}
+	if m := r.Header.Get("X-Forwarded-Method"); m != "" && p.byCookie && csrf.Unsafe(m) && !p.validCSRF(r) {
+		return problemf(http.StatusForbidden, classCSRF, "The %s header is missing or does not match.", csrf.HeaderName)
+	}
+	h := w.Header()
+	h.Set(headerUserID, p.user.ID)
+	h.Set(headerUsername, p.user.Username)
+	h.Set(headerAuthMode, p.mode)
+	h.Set("Cache-Control", "no-store")
+	if s.cfg.Tokens != nil && s.cfg.Tokens.Forward != nil {
+		raw, _, err := s.cfg.Tokens.Forward.Issue(r.Context(), p.user.ID, p.sessionID(), p.user.Roles, "")
+		if err != nil {
+			return err
+		}
+		h.Set(headerToken, raw)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

@@ -1,0 +1,5 @@
+package httpapi
+
+import "reflect"
+
+func reflectTypeOf(v any) reflect.Type { return reflect.TypeOf(v) }
