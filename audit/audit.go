@@ -45,6 +45,22 @@ const (
 	TypeUserCreated = "user.created"
 	// TypeRolesChanged is a change of a user's roles.
 	TypeRolesChanged = "roles.changed"
+	// TypeTokenIssued is a new refresh family and access token (a login in
+	// token or hybrid mode).
+	TypeTokenIssued = "token.issued"
+	// TypeTokenRefreshed is a refresh token rotated for a new pair.
+	TypeTokenRefreshed = "token.refreshed"
+	// TypeTokenGraceReplay is a just-rotated refresh token presented again
+	// within the grace period (parallel refreshes): a sibling pair was issued.
+	TypeTokenGraceReplay = "token.grace_replay"
+	// TypeTokenReuse is a rotated refresh token presented again after the
+	// grace period: the whole family was revoked.
+	TypeTokenReuse = "token.reuse_detected"
+	// TypeTokenRevoked is an access token denylisted or a refresh family
+	// revoked through the revocation endpoint or the device list.
+	TypeTokenRevoked = "token.revoked"
+	// TypeKeyRotated is a new signing key published.
+	TypeKeyRotated = "key.rotated"
 )
 
 // Severities, from routine to needing attention. The log level follows the
@@ -71,6 +87,8 @@ var defaultSeverity = map[string]string{
 	TypePasswordChangeFailed: SeverityWarning,
 	TypeUserForcedLogout:     SeverityHigh,
 	TypeRolesChanged:         SeverityHigh,
+	TypeTokenReuse:           SeverityHigh,
+	TypeKeyRotated:           SeverityWarning,
 }
 
 // DefaultSeverity returns the severity an event of type typ gets when the

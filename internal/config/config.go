@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,6 +71,41 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	TLSCert         string
 	TLSKey          string
+
+	// Token mode.
+
+	// Issuer is the access tokens' iss and the base URL of the discovery
+	// document. Required outside --dev (where it is http://<addr>).
+	Issuer string
+	// Audience is the access tokens' aud; default: the issuer.
+	Audience string
+	// SigningAlg is EdDSA (default), ES256 or RS256.
+	SigningAlg string
+	// KEK is the base64 32-byte key-encryption key of the signing keys;
+	// KEKFile reads it from a file. In --dev without either, a KEK file is
+	// generated in the data directory.
+	KEK     string
+	KEKFile string
+	// Lifetimes of access and refresh tokens.
+	AccessTokenLifetime     time.Duration
+	RefreshIdleLifetime     time.Duration
+	RefreshAbsoluteLifetime time.Duration
+	// RefreshGrace is the parallel-refresh grace period (0 turns it off).
+	RefreshGrace time.Duration
+	// Leeway is the clock leeway of token verification (at most 60s).
+	Leeway time.Duration
+	// KeyPublishDelay is how long a new key is published before it signs.
+	KeyPublishDelay time.Duration
+	// KeyRotationInterval rotates the signing key on a schedule; 0 never.
+	KeyRotationInterval time.Duration
+	// ServiceKey (or ServiceKeyFile) is the credential of introspection.
+	ServiceKey     string
+	ServiceKeyFile string
+	// ForwardTokenAudience, when set, makes /v1/verify mint an
+	// X-Gatehouse-Token for upstreams with this audience and
+	// ForwardTokenLifetime.
+	ForwardTokenAudience string
+	ForwardTokenLifetime time.Duration
 }
 
 // Default returns the documented defaults.
@@ -88,6 +124,16 @@ func Default() Config {
 		LogLevel:               "info",
 		LogFormat:              "json",
 		ShutdownTimeout:        15 * time.Second,
+
+		SigningAlg:              "EdDSA",
+		AccessTokenLifetime:     10 * time.Minute,
+		RefreshIdleLifetime:     14 * 24 * time.Hour,
+		RefreshAbsoluteLifetime: 30 * 24 * time.Hour,
+		RefreshGrace:            10 * time.Second,
+		Leeway:                  30 * time.Second,
+		KeyPublishDelay:         5 * time.Minute,
+		KeyRotationInterval:     30 * 24 * time.Hour,
+		ForwardTokenLifetime:    time.Minute,
 	}
 }
 
@@ -116,6 +162,23 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on SIGTERM")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTPS with this certificate file")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the key file for --tls-cert")
+
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "access tokens' iss and the discovery base URL (required outside --dev)")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "access tokens' aud (default: the issuer)")
+	fs.StringVar(&c.SigningAlg, "signing-alg", c.SigningAlg, "signing algorithm: EdDSA, ES256 or RS256")
+	fs.StringVar(&c.KEK, "kek", c.KEK, "base64 32-byte key-encryption key of the signing keys; prefer --kek-file or the environment")
+	fs.StringVar(&c.KEKFile, "kek-file", c.KEKFile, "read the key-encryption key from this file (generated in the data directory in --dev)")
+	fs.DurationVar(&c.AccessTokenLifetime, "access-token-lifetime", c.AccessTokenLifetime, "access token lifetime")
+	fs.DurationVar(&c.RefreshIdleLifetime, "refresh-idle-lifetime", c.RefreshIdleLifetime, "refresh token idle lifetime")
+	fs.DurationVar(&c.RefreshAbsoluteLifetime, "refresh-absolute-lifetime", c.RefreshAbsoluteLifetime, "refresh family absolute lifetime")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", c.RefreshGrace, "grace period for parallel refreshes of one token (0 disables)")
+	fs.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock leeway for exp, nbf and iat (at most 60s)")
+	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", c.KeyPublishDelay, "how long a new signing key is published before it signs (0 in --dev)")
+	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", c.KeyRotationInterval, "rotate the signing key when it is this old (0 disables)")
+	fs.StringVar(&c.ServiceKey, "service-key", c.ServiceKey, "credential of the introspection endpoint (at least 32 characters)")
+	fs.StringVar(&c.ServiceKeyFile, "service-key-file", c.ServiceKeyFile, "read the service key from this file")
+	fs.StringVar(&c.ForwardTokenAudience, "forward-token-audience", c.ForwardTokenAudience, "when set, /v1/verify adds X-Gatehouse-Token for this audience")
+	fs.DurationVar(&c.ForwardTokenLifetime, "forward-token-lifetime", c.ForwardTokenLifetime, "lifetime of X-Gatehouse-Token")
 }
 
 // Load parses args into c, honouring the precedence defaults < file < env <
@@ -285,6 +348,7 @@ func (c *Config) Validate() error {
 	if c.DataDir != "" {
 		c.DataDir = filepath.Clean(c.DataDir)
 	}
+	c.validateTokens(bad)
 	return errors.Join(errs...)
 }
 
@@ -390,4 +454,67 @@ func (u uint8Value) Set(v string) error {
 	}
 	*u.p = uint8(n)
 	return nil
+}
+
+func (c *Config) validateTokens(bad func(string, ...any)) {
+	if c.Issuer == "" && !c.Dev {
+		bad("--issuer is required outside --dev (the public base URL, e.g. https://auth.example.com)")
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("--issuer %q must be an absolute http(s) URL without query or fragment", c.Issuer)
+		} else if u.Scheme == "http" && !c.Dev {
+			bad("--issuer %q must use https outside --dev", c.Issuer)
+		}
+	}
+	switch c.SigningAlg {
+	case "EdDSA", "ES256", "RS256":
+	default:
+		bad("--signing-alg must be EdDSA, ES256 or RS256")
+	}
+	if c.KEK != "" && c.KEKFile != "" {
+		bad("--kek and --kek-file are both set; use one")
+	}
+	if c.KEK == "" && c.KEKFile == "" && !c.Dev {
+		bad("--kek or --kek-file is required outside --dev (generate one with: openssl rand -base64 32)")
+	}
+	if c.AccessTokenLifetime < time.Minute || c.AccessTokenLifetime > 24*time.Hour {
+		bad("--access-token-lifetime must be from 1m to 24h")
+	}
+	if c.RefreshIdleLifetime <= 0 || c.RefreshAbsoluteLifetime <= 0 || c.RefreshIdleLifetime > c.RefreshAbsoluteLifetime {
+		bad("--refresh-idle-lifetime must be positive and at most --refresh-absolute-lifetime")
+	}
+	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
+		bad("--refresh-grace must be from 0 to 1m")
+	}
+	if c.Leeway < 0 || c.Leeway > time.Minute {
+		bad("--leeway must be from 0 to 60s")
+	}
+	if c.KeyPublishDelay < 0 {
+		bad("--key-publish-delay must not be negative")
+	}
+	if c.KeyRotationInterval != 0 && c.KeyRotationInterval < time.Hour {
+		bad("--key-rotation-interval must be 0 (off) or at least 1h")
+	}
+	if c.ServiceKey != "" && c.ServiceKeyFile != "" {
+		bad("--service-key and --service-key-file are both set; use one")
+	}
+	if c.ServiceKeyFile != "" {
+		b, err := os.ReadFile(c.ServiceKeyFile)
+		if err != nil {
+			bad("--service-key-file: %v", err)
+		} else {
+			c.ServiceKey = strings.TrimSpace(string(b))
+		}
+	}
+	if c.ServiceKey != "" && len(c.ServiceKey) < 32 {
+		bad("the service key must be at least 32 characters")
+	}
+	if c.ServiceKey != "" && c.ServiceKey == c.AdminKey {
+		bad("the service key and the admin key must differ")
+	}
+	if c.ForwardTokenLifetime <= 0 || c.ForwardTokenLifetime > c.AccessTokenLifetime {
+		bad("--forward-token-lifetime must be positive and at most --access-token-lifetime")
+	}
 }

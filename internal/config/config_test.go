@@ -104,10 +104,22 @@ func TestValidate(t *testing.T) {
 		{"tls cert without key", func(c *Config) { c.TLSCert = "x.pem" }, "go together"},
 		{"bad addr", func(c *Config) { c.Addr = "nope" }, "host:port"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+		{"no issuer outside dev", func(c *Config) { c.Issuer = "" }, "--issuer is required"},
+		{"http issuer outside dev", func(c *Config) { c.Issuer = "http://auth.example.com" }, "https"},
+		{"issuer with query", func(c *Config) { c.Issuer = "https://a.example?x=1" }, "absolute"},
+		{"no KEK outside dev", func(c *Config) { c.KEK = "" }, "--kek"},
+		{"dev needs neither issuer nor KEK", func(c *Config) { c.Dev, c.Issuer, c.KEK = true, "", "" }, ""},
+		{"unknown alg", func(c *Config) { c.SigningAlg = "HS256" }, "--signing-alg"},
+		{"leeway over 60s", func(c *Config) { c.Leeway = 2 * time.Minute }, "--leeway"},
+		{"grace over 1m", func(c *Config) { c.RefreshGrace = time.Hour }, "--refresh-grace"},
+		{"refresh idle over absolute", func(c *Config) { c.RefreshIdleLifetime = 1000 * time.Hour }, "--refresh-idle-lifetime"},
+		{"short service key", func(c *Config) { c.ServiceKey = "x" }, "service key"},
+		{"service key equals admin key", func(c *Config) { c.ServiceKey = strings.Repeat("k", 32); c.AdminKey = c.ServiceKey }, "must differ"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
+			c.Issuer, c.KEK = "https://auth.example.com", "a2V5"
 			tc.mutate(&c)
 			err := c.Validate()
 			if tc.want == "" {
@@ -127,11 +139,13 @@ func TestAdminKeyFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "key")
 	os.WriteFile(p, []byte("  0123456789abcdef0123456789abcdef-key \n"), 0o600)
 	c := Default()
+	c.Dev = true
 	c.AdminKeyFile = p
 	if err := c.Validate(); err != nil || c.AdminKey != "0123456789abcdef0123456789abcdef-key" {
 		t.Fatalf("%q %v", c.AdminKey, err)
 	}
 	c = Default()
+	c.Dev = true
 	c.AdminKeyFile, c.AdminKey = p, strings.Repeat("k", 32)
 	if err := c.Validate(); err == nil {
 		t.Fatal("both admin key and file accepted")
