@@ -83,6 +83,12 @@ type Config struct {
 	// MaxConcurrentHashes × Params.Memory (2 × 19 MiB by default on two
 	// cores). Default (0): max(2, runtime.NumCPU()).
 	MaxConcurrentHashes int
+	// UserCacheTTL is how long User serves a user from memory (the hot path
+	// of every authenticated request); default one second, negative
+	// disables. Changes made through the Service drop the entry at once;
+	// the TTL bounds how long a change made by another process (the CLI)
+	// goes unseen.
+	UserCacheTTL time.Duration
 	// OnRehashError, if set, is called (synchronously, from Authenticate)
 	// when a successful login found a hash made with other parameters and
 	// could not store a new one. The login succeeds anyway. The error names
@@ -105,6 +111,7 @@ type Service struct {
 	sem           chan struct{}
 	dummy         string
 	onRehashError func(error)
+	users         userCache
 
 	// hashHook, set only by tests, is called by every Argon2id computation
 	// while it holds its slot.
@@ -141,7 +148,11 @@ func New(s Store, cfg Config) (*Service, error) {
 	if _, err := rand.Read(dummy.key); err != nil {
 		return nil, fmt.Errorf("account: dummy hash: %w", err)
 	}
+	if cfg.UserCacheTTL == 0 {
+		cfg.UserCacheTTL = time.Second
+	}
 	return &Service{
+		users:         userCache{ttl: cfg.UserCacheTTL, m: map[string]userEntry{}},
 		store:         s,
 		clock:         cfg.Clock,
 		params:        cfg.Params,
@@ -241,6 +252,7 @@ func (s *Service) rehash(ctx context.Context, u *User, password string) error {
 		return fmt.Errorf("account: rehash password of user %s: %w", u.ID, err)
 	}
 	now := s.now()
+	defer s.users.drop(u.ID)
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, now); err != nil {
 		return fmt.Errorf("account: rehash password of user %s: store: %w", u.ID, err)
 	}
@@ -272,6 +284,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	if err != nil {
 		return fmt.Errorf("account: change password of user %s: %w", u.ID, err)
 	}
+	defer s.users.drop(u.ID)
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, s.now()); err != nil {
 		return fmt.Errorf("account: change password of user %s: store: %w", u.ID, err)
 	}
@@ -279,11 +292,19 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 }
 
 // User returns the user with that id; a missing one is store.ErrNotFound.
+//
+// Users are served from memory for up to Config.UserCacheTTL; every change
+// made through this Service drops the user from the cache at once.
 func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	now := s.clock.Now()
+	if u := s.users.get(id, now); u != nil {
+		return u, nil
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("account: load user %q: %w", id, err)
 	}
+	s.users.put(u, now)
 	return u, nil
 }
 
@@ -318,6 +339,7 @@ func (s *Service) SetRoles(ctx context.Context, id string, roles []string) error
 	}
 	slices.Sort(clean)
 	clean = slices.Compact(clean)
+	defer s.users.drop(id)
 	if err := s.store.SetRoles(ctx, id, clean, s.now()); err != nil {
 		return fmt.Errorf("account: set roles of user %q: %w", id, err)
 	}
@@ -349,6 +371,7 @@ func (s *Service) RevokeAll(ctx context.Context, id string, at time.Time) error 
 	if at.IsZero() {
 		return errors.New("account: revoke all: zero time")
 	}
+	defer s.users.drop(id)
 	if err := s.store.SetRevokedBefore(ctx, id, at.UTC()); err != nil {
 		return fmt.Errorf("account: revoke credentials of user %q: %w", id, err)
 	}

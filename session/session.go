@@ -60,6 +60,12 @@ type Config struct {
 	// TouchInterval is the minimum time between two last-seen writes of one
 	// session; default one minute, capped at a tenth of IdleTimeout.
 	TouchInterval time.Duration
+	// CacheTTL is how long a looked-up session is served from memory before
+	// the store is asked again; default one second, negative disables the
+	// cache. Changes made through this Manager (logout, revoke) reach the
+	// cache at once; the TTL bounds only how long a change made behind its
+	// back (another process on the same store) can go unseen.
+	CacheTTL time.Duration
 }
 
 // Defaults of Config.
@@ -67,6 +73,7 @@ const (
 	DefaultIdleTimeout     = 30 * time.Minute
 	DefaultAbsoluteTimeout = 12 * time.Hour
 	DefaultTouchInterval   = time.Minute
+	DefaultCacheTTL        = time.Second
 )
 
 func (c *Config) fill() error {
@@ -88,6 +95,9 @@ func (c *Config) fill() error {
 	if c.TouchInterval == 0 {
 		c.TouchInterval = min(DefaultTouchInterval, c.IdleTimeout/10)
 	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
+	}
 	if c.TouchInterval > c.IdleTimeout/2 {
 		return fmt.Errorf("session: touch interval %s must be at most half the idle timeout %s", c.TouchInterval, c.IdleTimeout)
 	}
@@ -99,6 +109,7 @@ func (c *Config) fill() error {
 type Manager struct {
 	store Store
 	cfg   Config
+	cache cache
 }
 
 // NewManager returns a Manager, or an error if cfg is contradictory.
@@ -106,7 +117,9 @@ func NewManager(s Store, cfg Config) (*Manager, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Manager{store: s, cfg: cfg}, nil
+	m := &Manager{store: s, cfg: cfg}
+	m.cache.init(cfg.CacheTTL)
+	return m, nil
 }
 
 // Config returns the effective configuration (defaults filled in).
@@ -223,16 +236,22 @@ func (m *Manager) idleDeadline(s *Session, seen time.Time) time.Time {
 // a timeout takes effect for existing sessions at once.
 func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 	hash := secret.Hash()
-	s, err := m.store.SessionByHash(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up session: %w", err)
-	}
 	now := m.cfg.Clock.Now()
+	s := m.cache.get(hash, now)
+	if s == nil {
+		var err error
+		s, err = m.store.SessionByHash(ctx, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrNoSession
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up session: %w", err)
+		}
+		m.cache.put(s, now)
+	}
 	if !now.Before(s.ExpiresAt) || !now.Before(s.IdleExpiresAt) ||
 		!now.Before(s.CreatedAt.Add(m.cfg.AbsoluteTimeout)) || !now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout)) {
+		m.cache.drop(hash)
 		if err := m.store.DeleteSession(ctx, hash); err != nil {
 			return nil, fmt.Errorf("delete expired session: %w", err)
 		}
@@ -244,12 +263,14 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 		err := m.store.TouchSession(ctx, hash, seen, idle)
 		if errors.Is(err, store.ErrNotFound) {
 			// Revoked between the read and the write.
+			m.cache.drop(hash)
 			return nil, ErrNoSession
 		}
 		if err != nil {
 			return nil, fmt.Errorf("touch session: %w", err)
 		}
 		s.LastSeenAt, s.IdleExpiresAt = seen, idle
+		m.cache.touched(hash, seen, idle)
 	}
 	return s, nil
 }
@@ -257,6 +278,7 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 // Delete ends the session with that secret (logout). Ending a session that
 // does not exist is not an error.
 func (m *Manager) Delete(ctx context.Context, secret Secret) error {
+	m.cache.drop(secret.Hash())
 	if err := m.store.DeleteSession(ctx, secret.Hash()); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -289,6 +311,7 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string) (*Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	m.cache.drop(s.Hash)
 	return s, nil
 }
 
@@ -299,7 +322,11 @@ func (m *Manager) RevokeAll(ctx context.Context, userID string, keep *Secret) ([
 	if keep != nil {
 		keepHash = keep.Hash()
 	}
+	// Drop the cached sessions first, so that none is served while the
+	// store deletes them, and again after, for any looked up meanwhile.
+	m.cache.dropUser(userID, keepHash)
 	ss, err := m.store.DeleteUserSessions(ctx, userID, keepHash)
+	m.cache.dropUser(userID, keepHash)
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}

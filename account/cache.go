@@ -1,0 +1,58 @@
+package account
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxCachedUsers bounds the user cache; past it, it is emptied.
+const maxCachedUsers = 100_000
+
+// userCache keeps recently loaded users for a short TTL.
+type userCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]userEntry
+}
+
+type userEntry struct {
+	u  User
+	at time.Time
+}
+
+// get returns a copy of the cached user, or nil.
+func (c *userCache) get(id string, now time.Time) *User {
+	if c.ttl < 0 {
+		return nil
+	}
+	c.mu.RLock()
+	e, ok := c.m[id]
+	c.mu.RUnlock()
+	if !ok || now.Sub(e.at) >= c.ttl || now.Before(e.at) {
+		return nil
+	}
+	u := e.u
+	u.Roles = slices.Clone(e.u.Roles)
+	return &u
+}
+
+func (c *userCache) put(u *User, now time.Time) {
+	if c.ttl < 0 {
+		return
+	}
+	e := userEntry{u: *u, at: now}
+	e.u.Roles = slices.Clone(u.Roles)
+	c.mu.Lock()
+	if len(c.m) >= maxCachedUsers {
+		clear(c.m)
+	}
+	c.m[u.ID] = e
+	c.mu.Unlock()
+}
+
+func (c *userCache) drop(id string) {
+	c.mu.Lock()
+	delete(c.m, id)
+	c.mu.Unlock()
+}

@@ -1,0 +1,85 @@
+package session
+
+import (
+	"bytes"
+	"sync"
+	"time"
+)
+
+// maxCached bounds the cache; past it, it is emptied and refills with the
+// sessions in use.
+const maxCached = 100_000
+
+// cache keeps recently looked-up sessions in memory, so that verifying a
+// busy session does not ask the store every time. Entries live for the TTL;
+// the Manager drops them at once on every change it makes.
+type cache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[string]*cached
+}
+
+type cached struct {
+	s  Session
+	at time.Time
+}
+
+func (c *cache) init(ttl time.Duration) {
+	c.ttl = ttl
+	c.m = make(map[string]*cached)
+}
+
+// get returns a copy of the cached session, or nil.
+func (c *cache) get(hash []byte, now time.Time) *Session {
+	if c.ttl < 0 {
+		return nil
+	}
+	c.mu.RLock()
+	e := c.m[string(hash)]
+	var s Session
+	if e != nil {
+		s = e.s
+	}
+	c.mu.RUnlock()
+	if e == nil || now.Sub(e.at) >= c.ttl || now.Before(e.at) {
+		return nil
+	}
+	return &s
+}
+
+func (c *cache) put(s *Session, now time.Time) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= maxCached {
+		clear(c.m)
+	}
+	c.m[string(s.Hash)] = &cached{s: *s, at: now}
+	c.mu.Unlock()
+}
+
+func (c *cache) touched(hash []byte, seen, idle time.Time) {
+	c.mu.Lock()
+	if e := c.m[string(hash)]; e != nil {
+		e.s.LastSeenAt, e.s.IdleExpiresAt = seen, idle
+	}
+	c.mu.Unlock()
+}
+
+func (c *cache) drop(hash []byte) {
+	c.mu.Lock()
+	delete(c.m, string(hash))
+	c.mu.Unlock()
+}
+
+// dropUser drops every cached session of the user but keep's.
+func (c *cache) dropUser(userID string, keep []byte) {
+	c.mu.Lock()
+	for k, e := range c.m {
+		if e.s.UserID == userID && (keep == nil || !bytes.Equal(e.s.Hash, keep)) {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}
