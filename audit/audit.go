@@ -61,6 +61,8 @@ const (
 	TypeTokenRevoked = "token.revoked"
 	// TypeKeyRotated is a new signing key published.
 	TypeKeyRotated = "key.rotated"
+	// TypeKeyRemoved is a signing key removed at once (compromise).
+	TypeKeyRemoved = "key.removed"
 )
 
 // Severities, from routine to needing attention. The log level follows the
@@ -89,6 +91,7 @@ var defaultSeverity = map[string]string{
 	TypeRolesChanged:         SeverityHigh,
 	TypeTokenReuse:           SeverityHigh,
 	TypeKeyRotated:           SeverityWarning,
+	TypeKeyRemoved:           SeverityHigh,
 }
 
 // DefaultSeverity returns the severity an event of type typ gets when the

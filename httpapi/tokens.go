@@ -75,6 +75,7 @@ func (s *Server) tokenRoutes() {
 	s.handle("GET /.well-known/jwks.json", s.jwks)
 	s.handle("GET /.well-known/openid-configuration", s.discovery)
 	s.handle("POST /v1/admin/keys/rotate", s.admin(s.rotateKeys))
+	s.handle("DELETE /v1/admin/keys/{kid}", s.admin(s.removeKey))
 }
 
 // hybridCSRF is the CSRF token of a hybrid-mode login: bound to its refresh
@@ -479,5 +480,22 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, actor string
 	}
 	s.record(r, audit.Event{Type: audit.TypeKeyRotated, ActorID: actor, Reason: kid})
 	writeJSON(w, http.StatusOK, map[string]any{"kid": kid, "signs_from": signsFrom.UTC()})
+	return nil
+}
+
+// removeKey is the emergency removal of a compromised signing key: it
+// leaves the JWKS and is refused for verification at once; if it was
+// signing, another key signs from now on.
+func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, actor string) error {
+	kid := r.PathValue("kid")
+	err := s.cfg.Tokens.Ring.Remove(r.Context(), kid)
+	if errors.Is(err, store.ErrNotFound) {
+		return problemf(http.StatusNotFound, classNotFound, "No such key.")
+	}
+	if err != nil {
+		return fmt.Errorf("remove key: %w", err)
+	}
+	s.record(r, audit.Event{Type: audit.TypeKeyRemoved, ActorID: actor, Reason: kid})
+	noContent(w)
 	return nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -434,6 +435,7 @@ func TestKeysAndDiscovery(t *testing.T) {
 	if k := jwks(); len(k) != 1 || k[0].(map[string]any)["use"] != "sig" || k[0].(map[string]any)["alg"] != "EdDSA" || k[0].(map[string]any)["d"] != nil {
 		t.Fatalf("jwks %v", k)
 	}
+	h.clock.Advance(time.Second)
 	r := h.do(req{method: "POST", path: "/v1/admin/keys/rotate", headers: map[string]string{"Authorization": "Bearer " + adminKey}})
 	if r.StatusCode != 200 || r.json(t)["kid"] == "" || r.json(t)["signs_from"] == nil {
 		t.Fatalf("rotate: %d %s", r.StatusCode, r.body)
@@ -448,4 +450,37 @@ func TestKeysAndDiscovery(t *testing.T) {
 	if h.bearer(p2.access, "GET", "/v1/me").StatusCode != 200 {
 		t.Fatal("a token of the new key is refused")
 	}
+
+	// Emergency removal of the old key: out of the JWKS and refused at once.
+	oldKID := jwtKID(t, p.access)
+	if oldKID == jwtKID(t, p2.access) {
+		t.Fatal("the new token is signed by the old key")
+	}
+	wantProblem(t, h.do(req{method: "DELETE", path: "/v1/admin/keys/nope", headers: map[string]string{"Authorization": "Bearer " + adminKey}}), 404, classNotFound)
+	if r := h.do(req{method: "DELETE", path: "/v1/admin/keys/" + oldKID, headers: map[string]string{"Authorization": "Bearer " + adminKey}}); r.StatusCode != 204 {
+		t.Fatalf("remove key: %d %s", r.StatusCode, r.body)
+	}
+	wantProblem(t, h.bearer(p.access, "GET", "/v1/me"), 401, classUnauthorized)
+	if h.bearer(p2.access, "GET", "/v1/me").StatusCode != 200 {
+		t.Fatal("removing the old key broke the new one")
+	}
+	for _, k := range jwks() {
+		if k.(map[string]any)["kid"] == oldKID {
+			t.Fatal("the removed key is still published")
+		}
+	}
+}
+
+func jwtKID(t *testing.T, raw string) string {
+	t.Helper()
+	seg, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h["kid"].(string)
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/gatehouse-auth/gatehouse/account"
+	"github.com/gatehouse-auth/gatehouse/internal/app"
+	"github.com/gatehouse-auth/gatehouse/internal/clock"
+	"github.com/gatehouse-auth/gatehouse/store"
+)
+
+var getenv = os.Getenv
+
+func userCmd(ctx context.Context, args []string, io streams) error {
+	if len(args) == 0 {
+		fmt.Fprint(io.stderr, usage)
+		return errUsage
+	}
+	fs := flag.NewFlagSet("gatehouse user "+args[0], flag.ContinueOnError)
+	var username, roles string
+	switch args[0] {
+	case "create":
+		fs.StringVar(&username, "username", "", "the new user's name")
+		fs.StringVar(&roles, "role", "", "comma-separated roles to give the user (e.g. admin)")
+	case "roles":
+		fs.StringVar(&username, "username", "", "the user")
+		fs.StringVar(&roles, "set", "", "the user's roles, comma-separated (empty removes all)")
+	case "list":
+	default:
+		fmt.Fprintf(io.stderr, "gatehouse user: unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+	cfg, err := loadConfig(fs, args[1:], io, getenv)
+	if err != nil {
+		return err
+	}
+	c := clock.System{}
+	db, err := app.OpenStore(ctx, cfg, c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	accounts, err := app.Accounts(cfg, db, c)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "create":
+		if username == "" {
+			return errors.New("user create: --username is required")
+		}
+		password, err := readPassword(io)
+		if err != nil {
+			return err
+		}
+		u, err := accounts.Register(ctx, username, password)
+		if err != nil {
+			return fmt.Errorf("user create: %w", err)
+		}
+		if roles != "" {
+			if err := accounts.SetRoles(ctx, u.ID, splitRoles(roles)); err != nil {
+				return fmt.Errorf("user create: set roles: %w", err)
+			}
+		}
+		fmt.Fprintf(io.stdout, "created user %s (id %s)\n", u.Username, u.ID)
+	case "roles":
+		if username == "" || !flagSet(fs, "set") {
+			return errors.New("user roles: --username and --set are required")
+		}
+		u, err := accounts.UserByUsername(ctx, username)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, account.ErrInvalidUsername) {
+			return fmt.Errorf("user roles: no user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		if err := accounts.SetRoles(ctx, u.ID, splitRoles(roles)); err != nil {
+			return fmt.Errorf("user roles: %w", err)
+		}
+		fmt.Fprintf(io.stdout, "roles of %s: %s\n", u.Username, strings.Join(splitRoles(roles), ","))
+	case "list":
+		tw := tabwriter.NewWriter(io.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSERNAME\tROLES\tCREATED")
+		after := ""
+		for {
+			page, err := accounts.List(ctx, after, 500)
+			if err != nil {
+				return err
+			}
+			for _, u := range page {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.ID, u.Username, strings.Join(u.Roles, ","), u.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"))
+			}
+			if len(page) < 500 {
+				break
+			}
+			after = page[len(page)-1].Username
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func splitRoles(s string) []string {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// readPassword reads the password from the terminal without echo, or the
+// first line of stdin when it is not a terminal (for scripts:
+// `printf '%s\n' "$PW" | gatehouse user create ...`).
+func readPassword(io streams) (string, error) {
+	if f, ok := io.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(io.stderr, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(io.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(io.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("read password: stdin is empty (pipe the password in, one line)")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

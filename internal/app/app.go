@@ -1,0 +1,360 @@
+// Package app assembles a Gatehouse server from a configuration: it opens
+// the stores, builds the domain services and the HTTP API, serves, and shuts
+// down gracefully. cmd/gatehouse is a thin shell around it.
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-auth/gatehouse/account"
+	"github.com/gatehouse-auth/gatehouse/audit"
+	"github.com/gatehouse-auth/gatehouse/httpapi"
+	"github.com/gatehouse-auth/gatehouse/internal/clock"
+	"github.com/gatehouse-auth/gatehouse/internal/config"
+	"github.com/gatehouse-auth/gatehouse/internal/metrics"
+	"github.com/gatehouse-auth/gatehouse/keys"
+	"github.com/gatehouse-auth/gatehouse/refresh"
+	"github.com/gatehouse-auth/gatehouse/revocation"
+	"github.com/gatehouse-auth/gatehouse/session"
+	"github.com/gatehouse-auth/gatehouse/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/throttle"
+	"github.com/gatehouse-auth/gatehouse/token"
+)
+
+// NewLogger returns the process logger for cfg, writing to w.
+func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// OpenStore opens (creating if needed) the SQLite database of cfg and
+// applies pending migrations.
+func OpenStore(ctx context.Context, cfg *config.Config, c clock.Clock) (*sqlite.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := sqlite.Open(ctx, cfg.DatabasePath(), sqlite.Options{Clock: c})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", cfg.DatabasePath(), err)
+	}
+	return db, nil
+}
+
+// Accounts builds the account service over db with cfg's hashing settings.
+func Accounts(cfg *config.Config, db account.Store, c clock.Clock) (*account.Service, error) {
+	return account.New(db, account.Config{
+		Clock: c,
+		Params: account.Params{
+			Memory:  cfg.Argon2Memory,
+			Time:    cfg.Argon2Time,
+			Threads: cfg.Argon2Threads,
+			SaltLen: account.DefaultParams().SaltLen,
+			KeyLen:  account.DefaultParams().KeyLen,
+		},
+		MaxConcurrentHashes: cfg.MaxConcurrentHashes,
+	})
+}
+
+// Server is a running Gatehouse.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	db      *sqlite.DB
+	api     *httpapi.Server
+	http    *http.Server
+	ln      net.Listener
+	metrics *metrics.Metrics
+	tokens  *httpapi.TokenConfig
+}
+
+// New builds a server for cfg (already validated) and binds its listener.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	c := clock.System{}
+	db, err := OpenStore(ctx, cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := build(ctx, cfg, log, db, c)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return srv, nil
+}
+
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock) (*Server, error) {
+	m := metrics.New()
+	accounts, err := Accounts(cfg, db, c)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := session.NewManager(db, session.Config{
+		Clock:           c,
+		IdleTimeout:     cfg.SessionIdleTimeout,
+		AbsoluteTimeout: cfg.SessionAbsoluteTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	accountPolicy := throttle.DefaultAccountPolicy
+	accountPolicy.Max = cfg.LoginMaxFailures
+	ipPolicy := throttle.DefaultIPPolicy
+	ipPolicy.Max = cfg.LoginMaxFailuresPerIP
+	if accountPolicy.Free > accountPolicy.Max {
+		accountPolicy.Free = accountPolicy.Max
+	}
+	if ipPolicy.Free > ipPolicy.Max {
+		ipPolicy.Free = ipPolicy.Max
+	}
+	if err := accountPolicy.Validate(); err != nil {
+		return nil, fmt.Errorf("login throttling per account: %w", err)
+	}
+	if err := ipPolicy.Validate(); err != nil {
+		return nil, fmt.Errorf("login throttling per address: %w", err)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	tokens, err := buildTokens(ctx, cfg, db, c, "http://"+ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	rec := audit.NewRecorder(log, db, c)
+	rec.OnStoreError(m.AuditWriteError)
+	api, err := httpapi.New(httpapi.Config{
+		Accounts:       accounts,
+		Sessions:       sessions,
+		Audit:          rec,
+		Metrics:        m,
+		AccountLimiter: throttle.NewMemory(c, accountPolicy),
+		IPLimiter:      throttle.NewMemory(c, ipPolicy),
+		Logger:         log,
+		Clock:          c,
+		Dev:            cfg.Dev,
+		Signup:         cfg.Signup,
+		AdminKey:       cfg.AdminKey,
+		TrustedProxies: cfg.TrustedProxies,
+		TrustedOrigins: cfg.TrustedOrigins,
+		Ready:          db.Ping,
+		Tokens:         tokens,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	hs := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &Server{cfg: cfg, log: log, db: db, api: api, http: hs, ln: ln, metrics: m, tokens: tokens}, nil
+}
+
+// LoadKEK returns the key-encryption key of cfg: --kek, --kek-file, or in
+// --dev a file generated in the data directory.
+func LoadKEK(cfg *config.Config) ([]byte, error) {
+	switch {
+	case cfg.KEK != "":
+		return keys.ParseKEK(cfg.KEK)
+	case cfg.KEKFile != "":
+		b, err := os.ReadFile(cfg.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("--kek-file: %w", err)
+		}
+		return keys.ParseKEK(strings.TrimSpace(string(b)))
+	case cfg.Dev:
+		return keys.LoadOrCreateKEKFile(filepath.Join(cfg.DataDir, "kek"))
+	}
+	return nil, errors.New("no key-encryption key configured (--kek or --kek-file)")
+}
+
+// Ring opens the signing key ring of cfg on db (for the keys commands).
+func Ring(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock) (*keys.Ring, error) {
+	kek, err := LoadKEK(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	return newRing(ctx, cfg, db, c, kek)
+}
+
+func newRing(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock, kek []byte) (*keys.Ring, error) {
+	ring, err := keys.NewRing(ctx, db, keys.RingConfig{
+		KEK: kek, Alg: cfg.SigningAlg, Clock: c,
+		PublishDelay: cfg.KeyPublishDelay, TokenLifetime: cfg.AccessTokenLifetime,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	return ring, nil
+}
+
+// buildTokens assembles token mode: the key ring, the revocation index, the
+// issuers and verifier, and the refresh families, all on db. devIssuer is
+// the issuer URL used in --dev when --issuer is not set.
+func buildTokens(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock, devIssuer string) (*httpapi.TokenConfig, error) {
+	kek, err := LoadKEK(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	ring, err := newRing(ctx, cfg, db, c, kek)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := revocation.New(ctx, db.Revocations(), c)
+	if err != nil {
+		return nil, fmt.Errorf("revocation index: %w", err)
+	}
+	issuerURL := cfg.Issuer
+	if issuerURL == "" {
+		issuerURL = devIssuer
+	}
+	aud := cfg.Audience
+	if aud == "" {
+		aud = issuerURL
+	}
+	iss, err := token.NewIssuer(ring, token.IssuerConfig{Issuer: issuerURL, Audience: aud, Lifetime: cfg.AccessTokenLifetime, Clock: c})
+	if err != nil {
+		return nil, err
+	}
+	ver, err := token.NewVerifier(ring, token.VerifierConfig{Issuer: issuerURL, Audience: aud, Leeway: cfg.Leeway, Clock: c, Revocation: idx})
+	if err != nil {
+		return nil, err
+	}
+	var fwd *token.Issuer
+	if cfg.ForwardTokenAudience != "" {
+		fwd, err = token.NewIssuer(ring, token.IssuerConfig{Issuer: issuerURL, Audience: cfg.ForwardTokenAudience, Lifetime: cfg.ForwardTokenLifetime, Clock: c})
+		if err != nil {
+			return nil, err
+		}
+	}
+	rcfg := refresh.DefaultConfig()
+	rcfg.Clock = c
+	rcfg.IdleLifetime = cfg.RefreshIdleLifetime
+	rcfg.AbsoluteLifetime = cfg.RefreshAbsoluteLifetime
+	rcfg.Grace = cfg.RefreshGrace
+	rm, err := refresh.NewManager(db.Refresh(), rcfg)
+	if err != nil {
+		return nil, err
+	}
+	// The hybrid-mode CSRF key is derived from the KEK, so that every
+	// instance and every restart agree on it without storing it.
+	mac := hmac.New(sha256.New, kek)
+	mac.Write([]byte("gatehouse hybrid csrf key v1"))
+	return &httpapi.TokenConfig{
+		Ring: ring, Issuer: iss, Verifier: ver, Refresh: rm, Revocations: idx,
+		IssuerURL: issuerURL, AccessLifetime: cfg.AccessTokenLifetime, RefreshLifetime: cfg.RefreshAbsoluteLifetime,
+		CSRFKey: mac.Sum(nil), ServiceKey: cfg.ServiceKey, Forward: fwd,
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx is cancelled, then drains requests for at most the
+// shutdown timeout and closes the stores.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.db.Close()
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	s.log.Info("gatehouse listening", "url", scheme+"://"+s.ln.Addr().String(), "dev", s.cfg.Dev, "data_dir", s.cfg.DataDir)
+	if !s.cfg.Dev && s.cfg.TLSCert == "" {
+		s.log.Info("serving plain HTTP with Secure cookies: put a TLS-terminating proxy in front (see docs/operations.md)")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.cfg.TLSCert != "" {
+			err = s.http.ServeTLS(s.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			err = s.http.Serve(s.ln)
+		}
+		errc <- err
+	}()
+	purge := time.NewTicker(time.Minute)
+	defer purge.Stop()
+	// Keys rotated or removed by the CLI (another process) are picked up
+	// within this interval, well inside the publish delay.
+	reload := time.NewTicker(10 * time.Second)
+	defer reload.Stop()
+	for {
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("serve: %w", err)
+		case <-purge.C:
+			s.housekeeping(ctx)
+		case <-reload.C:
+			if err := s.tokens.Ring.Reload(ctx); err != nil {
+				s.log.Error("reload signing keys", "error", err)
+			}
+		case <-ctx.Done():
+			s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+			s.api.SetShuttingDown()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+			defer cancel()
+			if err := s.http.Shutdown(sctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			s.log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// housekeeping runs once a minute: purge what has expired, and rotate the
+// signing key when it is due.
+func (s *Server) housekeeping(ctx context.Context) {
+	if n, err := s.db.Purge(ctx); err != nil {
+		s.log.Warn("purge expired sessions", "error", err)
+	} else if n > 0 {
+		s.log.Debug("purged expired sessions", "count", n)
+	}
+	if n, err := s.db.PurgeTokens(ctx); err != nil {
+		s.log.Warn("purge expired refresh families and revocations", "error", err)
+	} else if n > 0 {
+		s.log.Debug("purged expired token records", "count", n)
+	}
+	if _, err := s.tokens.Revocations.Purge(ctx); err != nil {
+		s.log.Warn("purge revocation index", "error", err)
+	}
+	if s.cfg.KeyRotationInterval > 0 {
+		kid, signsFrom, err := s.tokens.Ring.RotateIfOlderThan(ctx, s.cfg.KeyRotationInterval)
+		if err != nil {
+			s.log.Error("scheduled key rotation", "error", err)
+		} else if kid != "" {
+			s.log.Info("signing key rotated on schedule", "kid", kid, "signs_from", signsFrom)
+		}
+	}
+}
