@@ -300,11 +300,12 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	if u := s.users.get(id, now); u != nil {
 		return u, nil
 	}
+	gen := s.users.generation()
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("account: load user %q: %w", id, err)
 	}
-	s.users.put(u, now)
+	s.users.put(u, now, gen)
 	return u, nil
 }
 
@@ -326,19 +327,28 @@ func (s *Service) UserByUsername(ctx context.Context, username string) (*User, e
 // roleRE is the syntax of a role name.
 var roleRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
-// SetRoles replaces the roles of the user with that id. Each role must match
-// ^[a-z][a-z0-9_-]{0,31}$ (ErrInvalidRole otherwise); duplicates are dropped
-// and the roles stored sorted. An empty list removes every role.
-func (s *Service) SetRoles(ctx context.Context, id string, roles []string) error {
+// CheckRoles validates role names and returns them sorted without
+// duplicates; a malformed name is ErrInvalidRole.
+func CheckRoles(roles []string) ([]string, error) {
 	clean := make([]string, 0, len(roles))
 	for _, r := range roles {
 		if !roleRE.MatchString(r) {
-			return fmt.Errorf("%w: %q must match %s", ErrInvalidRole, r, roleRE)
+			return nil, fmt.Errorf("%w: %q must match %s", ErrInvalidRole, r, roleRE)
 		}
 		clean = append(clean, r)
 	}
 	slices.Sort(clean)
-	clean = slices.Compact(clean)
+	return slices.Compact(clean), nil
+}
+
+// SetRoles replaces the roles of the user with that id. Each role must match
+// ^[a-z][a-z0-9_-]{0,31}$ (ErrInvalidRole otherwise); duplicates are dropped
+// and the roles stored sorted. An empty list removes every role.
+func (s *Service) SetRoles(ctx context.Context, id string, roles []string) error {
+	clean, err := CheckRoles(roles)
+	if err != nil {
+		return err
+	}
 	defer s.users.drop(id)
 	if err := s.store.SetRoles(ctx, id, clean, s.now()); err != nil {
 		return fmt.Errorf("account: set roles of user %q: %w", id, err)

@@ -14,6 +14,7 @@ type userCache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
 	m   map[string]userEntry
+	gen uint64 // drops so far: a load racing a drop is not cached
 }
 
 type userEntry struct {
@@ -37,22 +38,33 @@ func (c *userCache) get(id string, now time.Time) *User {
 	return &u
 }
 
-func (c *userCache) put(u *User, now time.Time) {
+func (c *userCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches u unless a drop happened since gen was read.
+func (c *userCache) put(u *User, now time.Time, gen uint64) {
 	if c.ttl < 0 {
 		return
 	}
 	e := userEntry{u: *u, at: now}
 	e.u.Roles = slices.Clone(u.Roles)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.m) >= maxCachedUsers {
 		clear(c.m)
 	}
 	c.m[u.ID] = e
-	c.mu.Unlock()
 }
 
 func (c *userCache) drop(id string) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.m, id)
 	c.mu.Unlock()
 }

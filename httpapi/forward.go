@@ -35,7 +35,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	h.Set(headerUserID, p.user.ID)
 	h.Set(headerUsername, p.user.Username)
 	h.Set(headerAuthMode, p.mode)
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = hdrNoStore
 	if s.cfg.Tokens != nil && s.cfg.Tokens.Forward != nil {
 		raw, _, err := s.cfg.Tokens.Forward.Issue(r.Context(), p.user.ID, p.sessionID(), p.user.Roles, "")
 		if err != nil {

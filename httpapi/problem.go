@@ -147,15 +147,15 @@ func asAPIError(err error) *apiError {
 // carry or reveal a credential, and the rest gain nothing from caches.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrJSONType
+	h["Cache-Control"] = hdrNoStore
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
 
 // noContent answers 204.
 func noContent(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = hdrNoStore
 	w.WriteHeader(http.StatusNoContent)
 }
 

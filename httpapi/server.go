@@ -127,7 +127,13 @@ func (s *Server) routes() {
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
 	if s.cfg.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
+		mh := s.cfg.Metrics.Handler()
+		s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			if rw, ok := w.(*responseRecorder); ok {
+				rw.route = "GET /metrics"
+			}
+			mh.ServeHTTP(w, r)
+		})
 	}
 
 	s.handle("POST /v1/users", s.createUser)
@@ -169,7 +175,7 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 // fail answers err as a problem, logging what the client does not see.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := asAPIError(err)
-	if ae.status >= 500 {
+	if ae.status >= 500 && (ae.status != http.StatusServiceUnavailable || ae.cause != nil) {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "route", r.Pattern, "error", err)
 	} else if ae.cause != nil {
 		s.log.WarnContext(r.Context(), "request refused", "method", r.Method, "route", r.Pattern, "status", ae.status, "error", ae.cause)
@@ -177,45 +183,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, ae)
 }
 
-// dispatch routes to the mux, answering unknown paths and methods with
-// problem+json instead of ServeMux's plain text.
-func (s *Server) dispatch() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := s.mux.Handler(r); pattern == "" {
-			// ServeMux would answer 404 or 405 (with Allow): learn which.
-			probe := &headerProbe{header: http.Header{}}
-			h, _ := s.mux.Handler(r)
-			h.ServeHTTP(probe, r)
-			if probe.status == http.StatusMethodNotAllowed {
-				w.Header().Set("Allow", probe.header.Get("Allow"))
-				writeProblem(w, problemf(http.StatusMethodNotAllowed, classMethod, "Method %s is not allowed here.", r.Method))
-				return
-			}
-			writeProblem(w, problemf(http.StatusNotFound, classNotFound, "No such endpoint."))
-			return
-		}
-		s.mux.ServeHTTP(w, r)
-	})
-}
-
-// headerProbe captures what ServeMux's own 404/405 handler would write.
-type headerProbe struct {
-	header http.Header
-	status int
-}
-
-func (p *headerProbe) Header() http.Header { return p.header }
-func (p *headerProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (p *headerProbe) WriteHeader(code int) {
-	if p.status == 0 {
-		p.status = code
-	}
-}
+// dispatch routes to the mux. ServeMux answers unknown paths and methods
+// itself, in plain text; the responseRecorder turns those answers (a 404 or
+// 405 written before any of our handlers claimed the request) into
+// problem+json.
+func (s *Server) dispatch() http.Handler { return s.mux }
 
 // crossOrigin applies net/http.CrossOriginProtection to the whole API.
 func (s *Server) crossOrigin(next http.Handler) http.Handler {
@@ -229,28 +201,64 @@ func (s *Server) crossOrigin(next http.Handler) http.Handler {
 	})
 }
 
+// Security headers of every response. The values are shared slices, set
+// without allocation on the hot path; nothing appends to them.
+var (
+	hdrNosniff  = []string{"nosniff"}
+	hdrNoRef    = []string{"no-referrer"}
+	hdrDeny     = []string{"DENY"}
+	hdrCSP      = []string{"default-src 'none'; frame-ancestors 'none'"}
+	hdrNoStore  = []string{"no-store"}
+	hdrJSONType = []string{"application/json"}
+)
+
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h["X-Content-Type-Options"] = hdrNosniff
+		h["Referrer-Policy"] = hdrNoRef
+		h["X-Frame-Options"] = hdrDeny
+		h["Content-Security-Policy"] = hdrCSP
 		next.ServeHTTP(w, r)
 	})
 }
 
 // responseRecorder remembers the status and the matched route for metrics
-// and the access log.
+// and the access log, and replaces ServeMux's plain-text 404 and 405 with
+// problem+json.
 type responseRecorder struct {
 	http.ResponseWriter
-	status int
-	route  string
+	r       *http.Request
+	status  int
+	route   string
+	swallow bool // the mux's own body is being discarded
 }
 
 func (rw *responseRecorder) WriteHeader(code int) {
-	if rw.status == 0 {
-		rw.status = code
+	if rw.status != 0 {
+		rw.ResponseWriter.WriteHeader(code)
+		return
+	}
+	rw.status = code
+	if rw.route == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		// ServeMux's own answer: no handler of ours ran.
+		rw.swallow = true
+		h := rw.ResponseWriter.Header()
+		allow := h.Get("Allow")
+		for k := range h {
+			switch k {
+			case "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options", "Content-Security-Policy":
+			default:
+				delete(h, k)
+			}
+		}
+		if code == http.StatusMethodNotAllowed {
+			h.Set("Allow", allow)
+			writeProblem(rw.ResponseWriter, problemf(code, classMethod, "Method %s is not allowed here.", rw.r.Method))
+			return
+		}
+		writeProblem(rw.ResponseWriter, problemf(code, classNotFound, "No such endpoint."))
+		return
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
@@ -258,6 +266,9 @@ func (rw *responseRecorder) WriteHeader(code int) {
 func (rw *responseRecorder) Write(b []byte) (int, error) {
 	if rw.status == 0 {
 		rw.status = http.StatusOK
+	}
+	if rw.swallow {
+		return len(b), nil
 	}
 	return rw.ResponseWriter.Write(b)
 }
@@ -270,7 +281,7 @@ func (rw *responseRecorder) Unwrap() http.ResponseWriter { return rw.ResponseWri
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rw := &responseRecorder{ResponseWriter: w}
+		rw := &responseRecorder{ResponseWriter: w, r: r}
 		next.ServeHTTP(rw, r)
 		if rw.status == 0 {
 			rw.status = http.StatusOK
@@ -281,14 +292,25 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.cfg.Metrics.HTTP(route, rw.status, d)
-		s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route, "status", rw.status, "duration", d)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route, "status", rw.status, "duration", d)
+		}
 	})
 }
 
+// RequestTimeout bounds the work of one request (its context): waiting for
+// a password-hashing slot, store calls. It is shorter than the throttle's
+// attempt hold, so a reserved login attempt always ends before its hold
+// lapses.
+const RequestTimeout = 30 * time.Second
+
 // recoverer turns a panic into an opaque 500: never a stack trace to the
-// client. The stack goes to the log.
+// client. The stack goes to the log. It also bounds the request's context.
 func (s *Server) recoverer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -163,7 +163,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	s.cfg.Metrics.Login(modeSession, "success")
 	s.record(r, audit.Event{Type: audit.TypeLoginSuccess, UserID: u.ID, Username: u.Username, SessionID: sess.ID})
 	s.record(r, audit.Event{Type: audit.TypeSessionCreated, UserID: u.ID, SessionID: sess.ID})
-	http.SetCookie(w, s.sessionCookie(secret.Encode(), int(time.Until(sess.ExpiresAt)/time.Second)))
+	http.SetCookie(w, s.sessionCookie(secret.Encode(), int(sess.ExpiresAt.Sub(s.clock.Now())/time.Second)))
 	writeJSON(w, http.StatusCreated, sessionBody{Session: viewSession(sess), User: viewUser(u), CSRFToken: secret.CSRFToken()})
 	return nil
 }

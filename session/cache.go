@@ -17,6 +17,10 @@ type cache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
 	m   map[string]*cached
+	// gen counts drops. A lookup notes it before reading the store and
+	// caches what it read only if no drop happened meanwhile, so a session
+	// deleted during the read is never put back.
+	gen uint64
 }
 
 type cached struct {
@@ -47,16 +51,27 @@ func (c *cache) get(hash []byte, now time.Time) *Session {
 	return &s
 }
 
-func (c *cache) put(s *Session, now time.Time) {
+// generation returns the drop counter, to pass to put.
+func (c *cache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches s, unless a drop happened since gen was read.
+func (c *cache) put(s *Session, now time.Time, gen uint64) {
 	if c.ttl < 0 {
 		return
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.m) >= maxCached {
 		clear(c.m)
 	}
 	c.m[string(s.Hash)] = &cached{s: *s, at: now}
-	c.mu.Unlock()
 }
 
 func (c *cache) touched(hash []byte, seen, idle time.Time) {
@@ -69,6 +84,7 @@ func (c *cache) touched(hash []byte, seen, idle time.Time) {
 
 func (c *cache) drop(hash []byte) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.m, string(hash))
 	c.mu.Unlock()
 }
@@ -76,6 +92,7 @@ func (c *cache) drop(hash []byte) {
 // dropUser drops every cached session of the user but keep's.
 func (c *cache) dropUser(userID string, keep []byte) {
 	c.mu.Lock()
+	c.gen++
 	for k, e := range c.m {
 		if e.s.UserID == userID && (keep == nil || !bytes.Equal(e.s.Hash, keep)) {
 			delete(c.m, k)

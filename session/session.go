@@ -239,6 +239,7 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 	now := m.cfg.Clock.Now()
 	s := m.cache.get(hash, now)
 	if s == nil {
+		gen := m.cache.generation()
 		var err error
 		s, err = m.store.SessionByHash(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
@@ -247,11 +248,11 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 		if err != nil {
 			return nil, fmt.Errorf("look up session: %w", err)
 		}
-		m.cache.put(s, now)
+		m.cache.put(s, now, gen)
 	}
-	if !now.Before(s.ExpiresAt) || !now.Before(s.IdleExpiresAt) ||
-		!now.Before(s.CreatedAt.Add(m.cfg.AbsoluteTimeout)) || !now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout)) {
+	if !m.live(s, now) {
 		m.cache.drop(hash)
+		defer m.cache.drop(hash)
 		if err := m.store.DeleteSession(ctx, hash); err != nil {
 			return nil, fmt.Errorf("delete expired session: %w", err)
 		}
@@ -275,10 +276,20 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 	return s, nil
 }
 
+// live reports whether s is live at now under both the stored deadlines
+// and the Manager's current timeouts.
+func (m *Manager) live(s *Session, now time.Time) bool {
+	return now.Before(s.ExpiresAt) && now.Before(s.IdleExpiresAt) &&
+		now.Before(s.CreatedAt.Add(m.cfg.AbsoluteTimeout)) && now.Before(s.LastSeenAt.Add(m.cfg.IdleTimeout))
+}
+
 // Delete ends the session with that secret (logout). Ending a session that
 // does not exist is not an error.
 func (m *Manager) Delete(ctx context.Context, secret Secret) error {
+	// Dropped before and after the delete: a lookup that read the store in
+	// between cannot put the session back (see cache.put).
 	m.cache.drop(secret.Hash())
+	defer m.cache.drop(secret.Hash())
 	if err := m.store.DeleteSession(ctx, secret.Hash()); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
@@ -294,7 +305,7 @@ func (m *Manager) List(ctx context.Context, userID string) ([]*Session, error) {
 	now := m.cfg.Clock.Now()
 	live := ss[:0]
 	for _, s := range ss {
-		if now.Before(s.ExpiresAt) && now.Before(s.IdleExpiresAt) {
+		if m.live(s, now) {
 			live = append(live, s)
 		}
 	}

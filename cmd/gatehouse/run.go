@@ -26,6 +26,7 @@ Usage:
   gatehouse keys rotate                    publish a new signing key (signs after --key-publish-delay)
   gatehouse keys remove --kid KID          emergency removal of a compromised key
   gatehouse keys list                      list signing keys and their lifecycle
+  gatehouse backup --to FILE               online copy of the SQLite database (safe while serving)
   gatehouse version                        print the version
 
 Every command takes the configuration flags (see "gatehouse serve -help");
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return userCmd(ctx, args[1:], io)
 	case "keys":
 		return keysCmd(ctx, args[1:], io)
+	case "backup":
+		return backupCmd(ctx, args[1:], io)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "gatehouse", version())
 		return nil

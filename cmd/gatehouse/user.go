@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gatehouse-auth/gatehouse/account"
+	"github.com/gatehouse-auth/gatehouse/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/clock"
 	"github.com/gatehouse-auth/gatehouse/store"
@@ -53,10 +55,14 @@ func userCmd(ctx context.Context, args []string, io streams) error {
 	if err != nil {
 		return err
 	}
+	rec := audit.NewRecorder(slog.New(slog.NewJSONHandler(ioDiscard{}, nil)), db, c)
 	switch args[0] {
 	case "create":
 		if username == "" {
 			return errors.New("user create: --username is required")
+		}
+		if _, err := account.CheckRoles(splitRoles(roles)); err != nil {
+			return fmt.Errorf("user create: %w", err)
 		}
 		password, err := readPassword(io)
 		if err != nil {
@@ -66,10 +72,12 @@ func userCmd(ctx context.Context, args []string, io streams) error {
 		if err != nil {
 			return fmt.Errorf("user create: %w", err)
 		}
+		rec.Record(ctx, audit.Event{Type: audit.TypeUserCreated, UserID: u.ID, Username: u.Username, ActorID: "cli"})
 		if roles != "" {
 			if err := accounts.SetRoles(ctx, u.ID, splitRoles(roles)); err != nil {
 				return fmt.Errorf("user create: set roles: %w", err)
 			}
+			rec.Record(ctx, audit.Event{Type: audit.TypeRolesChanged, UserID: u.ID, Username: u.Username, ActorID: "cli", Reason: strings.Join(splitRoles(roles), ",")})
 		}
 		fmt.Fprintf(io.stdout, "created user %s (id %s)\n", u.Username, u.ID)
 	case "roles":
@@ -86,6 +94,7 @@ func userCmd(ctx context.Context, args []string, io streams) error {
 		if err := accounts.SetRoles(ctx, u.ID, splitRoles(roles)); err != nil {
 			return fmt.Errorf("user roles: %w", err)
 		}
+		rec.Record(ctx, audit.Event{Type: audit.TypeRolesChanged, UserID: u.ID, Username: u.Username, ActorID: "cli", Reason: strings.Join(splitRoles(roles), ",")})
 		fmt.Fprintf(io.stdout, "roles of %s: %s\n", u.Username, strings.Join(splitRoles(roles), ","))
 	case "list":
 		tw := tabwriter.NewWriter(io.stdout, 0, 4, 2, ' ', 0)
@@ -138,3 +147,9 @@ func readPassword(io streams) (string, error) {
 	}
 	return strings.TrimRight(line, "\r\n"), nil
 }
+
+// ioDiscard is the CLI's audit log sink: the events go to the store, the
+// terminal gets the command's own output.
+type ioDiscard struct{}
+
+func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }

@@ -70,6 +70,9 @@ func Accounts(cfg *config.Config, db account.Store, c clock.Clock) (*account.Ser
 			KeyLen:  account.DefaultParams().KeyLen,
 		},
 		MaxConcurrentHashes: cfg.MaxConcurrentHashes,
+		OnRehashError: func(err error) {
+			slog.Default().Warn("rehash password with the current parameters", "error", err)
+		},
 	})
 }
 
@@ -320,8 +323,13 @@ func (s *Server) Run(ctx context.Context) error {
 				s.log.Error("reload signing keys", "error", err)
 			}
 		case <-ctx.Done():
-			s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+			s.log.Info("shutting down", "delay", s.cfg.ShutdownDelay.String(), "timeout", s.cfg.ShutdownTimeout.String())
 			s.api.SetShuttingDown()
+			// Keep serving while load balancers notice /readyz answering 503.
+			if s.cfg.ShutdownDelay > 0 {
+				t := time.NewTimer(s.cfg.ShutdownDelay)
+				<-t.C
+			}
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 			defer cancel()
 			if err := s.http.Shutdown(sctx); err != nil {

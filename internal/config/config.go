@@ -69,8 +69,11 @@ type Config struct {
 	LogFormat string
 
 	ShutdownTimeout time.Duration
-	TLSCert         string
-	TLSKey          string
+	// ShutdownDelay keeps serving after SIGTERM, with /readyz answering
+	// 503, so that load balancers stop sending requests first.
+	ShutdownDelay time.Duration
+	TLSCert       string
+	TLSKey        string
 
 	// Token mode.
 
@@ -160,6 +163,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (text is the default in --dev)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on SIGTERM")
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", c.ShutdownDelay, "on SIGTERM, keep serving this long with /readyz at 503 before draining (give load balancers time)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "serve HTTPS with this certificate file")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "the key file for --tls-cert")
 
@@ -190,6 +194,9 @@ func Load(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string
 	c.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags take the form --name value or --name=value; boolean flags --name=false)", fs.Arg(0))
 	}
 	explicit := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = f.Value.String() })
@@ -341,6 +348,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("--shutdown-timeout must be positive")
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		bad("--shutdown-delay must be from 0 to 5m")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")
