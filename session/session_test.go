@@ -115,7 +115,7 @@ func TestParseSecret(t *testing.T) {
 		{"short", enc[:42], false},
 		{"long", enc + "A", false},
 		{"padded", enc + "=", false},
-		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(enc) + strings.Repeat("+", 0), strings.IndexAny(enc, "-_") < 0},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(enc) + strings.Repeat("+", 0), !strings.ContainsAny(enc, "-_")},
 		{"non-canonical last character", enc[:42] + string(enc[42]^1), false},
 		{"control character", enc[:42] + "\n", false},
 	}

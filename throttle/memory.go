@@ -76,6 +76,7 @@ type entry struct {
 	slots    [ring]uint32
 	failures int   // sum of slots
 	last     int64 // Unix nanoseconds of the latest failure or reservation
+	lastFail int64 // Unix nanoseconds of the latest failure: the backoff's base
 	pending  []int64
 	// newer and older link the shard's recency list.
 	newer, older *entry
@@ -161,6 +162,7 @@ func (m *Memory) Failure(_ context.Context, key string) error {
 		e.failures++
 	}
 	e.last = max(e.last, now)
+	e.lastFail = max(e.lastFail, now)
 	s.touch(e)
 	return nil
 }
@@ -257,8 +259,12 @@ func (m *Memory) wait(e *entry, now int64) int64 {
 		oldest := slices.Min(e.pending)
 		return max(oldest+int64(AttemptHold)-now, 1)
 	}
-	if d := m.policy.delay(n); d > 0 {
-		if w := e.last + int64(d) - now; w > 0 {
+	// The backoff follows the failures only: attempts still in flight
+	// count against the hard cap (above), never as failures, so that
+	// concurrent logins with the right password (a busy office behind one
+	// address) are not refused.
+	if d := m.policy.delay(e.failures); d > 0 {
+		if w := e.lastFail + int64(d) - now; w > 0 {
 			return w
 		}
 	}

@@ -165,7 +165,7 @@ func TestMemoryDecisions(t *testing.T) {
 		{
 			name:   "release keeps the failures",
 			policy: testPolicy,
-			steps:  seq(attempts(3, "k"), advance(time.Second), check(0), step{op: "release"}, check(time.Second)),
+			steps:  seq(attempts(3, "k"), advance(time.Second), check(0), step{op: "release"}, step{op: "failure"}, check(2*time.Second)),
 		},
 		{
 			name:   "failure without a check counts",
@@ -178,9 +178,9 @@ func TestMemoryDecisions(t *testing.T) {
 			steps:  seq(attempts(3, "a"), step{op: "check", key: "a", want: time.Second}, attempts(3, "b"), step{op: "success", key: "b"}, step{op: "check", key: "a", want: time.Second}),
 		},
 		{
-			name:   "attempts in flight count against the free allowance",
+			name:   "attempts in flight are not failures: concurrent right passwords pass",
 			policy: testPolicy,
-			steps:  seq(check(0), check(0), check(0), check(time.Second)),
+			steps:  seq(check(0), check(0), check(0), check(0), check(0), check(0)),
 		},
 		{
 			name:   "attempts in flight count against the hard cap",
@@ -189,8 +189,8 @@ func TestMemoryDecisions(t *testing.T) {
 		},
 		{
 			name:   "an attempt never ended lapses",
-			policy: testPolicy,
-			steps:  seq(check(0), check(0), check(0), check(time.Second), advance(AttemptHold), check(0)),
+			policy: capPolicy,
+			steps:  seq(attempt("k"), check(0), check(0), check(AttemptHold), advance(AttemptHold), check(0)),
 		},
 		{
 			name:   "released attempts do not count",

@@ -32,9 +32,12 @@ import (
 // The protocol for one attempt is: Check; when it allows the attempt, check
 // the password, then end the attempt with exactly one of Failure, Success or
 // Release. Check reserves the attempt atomically: from the moment it is
-// allowed it counts against the policy, so any number of concurrent attempts
-// can never slip past the free allowance, the backoff or the hard cap. A
-// reservation that is never ended lapses after AttemptHold.
+// allowed it counts against the hard cap, so any number of concurrent
+// attempts can never slip past it. The backoff follows recorded failures
+// only: attempts in flight are not failures, so that concurrent logins with
+// the right password (one account on several devices, an office behind one
+// address) are not refused. A reservation that is never ended lapses after
+// AttemptHold.
 //
 // Implementations are safe for concurrent use.
 type Limiter interface {

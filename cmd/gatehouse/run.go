@@ -104,6 +104,9 @@ func serve(ctx context.Context, args []string, io streams) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.ValidateServe(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
 	log := app.NewLogger(cfg, io.stderr)
 	srv, err := app.New(ctx, cfg, log)
 	if err != nil {

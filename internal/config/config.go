@@ -466,10 +466,20 @@ func (u uint8Value) Set(v string) error {
 	return nil
 }
 
-func (c *Config) validateTokens(bad func(string, ...any)) {
+// ValidateServe adds the checks that only serving needs: outside --dev, the
+// issuer and the key-encryption key are required.
+func (c *Config) ValidateServe() error {
+	var errs []error
 	if c.Issuer == "" && !c.Dev {
-		bad("--issuer is required outside --dev (the public base URL, e.g. https://auth.example.com)")
+		errs = append(errs, errors.New("--issuer is required outside --dev (the public base URL, e.g. https://auth.example.com)"))
 	}
+	if c.KEK == "" && c.KEKFile == "" && !c.Dev {
+		errs = append(errs, errors.New("--kek or --kek-file is required outside --dev (generate one with: openssl rand -base64 32)"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateTokens(bad func(string, ...any)) {
 	if c.Issuer != "" {
 		u, err := url.Parse(c.Issuer)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -485,9 +495,6 @@ func (c *Config) validateTokens(bad func(string, ...any)) {
 	}
 	if c.KEK != "" && c.KEKFile != "" {
 		bad("--kek and --kek-file are both set; use one")
-	}
-	if c.KEK == "" && c.KEKFile == "" && !c.Dev {
-		bad("--kek or --kek-file is required outside --dev (generate one with: openssl rand -base64 32)")
 	}
 	if c.AccessTokenLifetime < time.Minute || c.AccessTokenLifetime > 24*time.Hour {
 		bad("--access-token-lifetime must be from 1m to 24h")

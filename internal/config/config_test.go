@@ -104,11 +104,10 @@ func TestValidate(t *testing.T) {
 		{"tls cert without key", func(c *Config) { c.TLSCert = "x.pem" }, "go together"},
 		{"bad addr", func(c *Config) { c.Addr = "nope" }, "host:port"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
-		{"no issuer outside dev", func(c *Config) { c.Issuer = "" }, "--issuer is required"},
+
 		{"http issuer outside dev", func(c *Config) { c.Issuer = "http://auth.example.com" }, "https"},
 		{"issuer with query", func(c *Config) { c.Issuer = "https://a.example?x=1" }, "absolute"},
-		{"no KEK outside dev", func(c *Config) { c.KEK = "" }, "--kek"},
-		{"dev needs neither issuer nor KEK", func(c *Config) { c.Dev, c.Issuer, c.KEK = true, "", "" }, ""},
+		{"the admin commands need neither issuer nor KEK", func(c *Config) { c.Issuer, c.KEK = "", "" }, ""},
 		{"unknown alg", func(c *Config) { c.SigningAlg = "HS256" }, "--signing-alg"},
 		{"leeway over 60s", func(c *Config) { c.Leeway = 2 * time.Minute }, "--leeway"},
 		{"grace over 1m", func(c *Config) { c.RefreshGrace = time.Hour }, "--refresh-grace"},
@@ -149,5 +148,35 @@ func TestAdminKeyFile(t *testing.T) {
 	c.AdminKeyFile, c.AdminKey = p, strings.Repeat("k", 32)
 	if err := c.Validate(); err == nil {
 		t.Fatal("both admin key and file accepted")
+	}
+}
+
+func TestValidateServe(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"issuer and KEK", func(c *Config) { c.Issuer, c.KEK = "https://a.example", "a2V5" }, ""},
+		{"KEK file", func(c *Config) { c.Issuer, c.KEKFile = "https://a.example", "/etc/kek" }, ""},
+		{"no issuer outside dev", func(c *Config) { c.KEK = "a2V5" }, "--issuer is required"},
+		{"no KEK outside dev", func(c *Config) { c.Issuer = "https://a.example" }, "--kek"},
+		{"dev needs neither", func(c *Config) { c.Dev = true }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.ValidateServe()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
