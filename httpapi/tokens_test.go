@@ -484,3 +484,51 @@ func jwtKID(t *testing.T, raw string) string {
 	}
 	return h["kid"].(string)
 }
+
+func TestPasswordChangeEndsOtherFamilies(t *testing.T) {
+	h := newTokenHarness(t)
+	h.signup("beth", pw)
+	mine, other := h.passwordGrant("beth", pw), h.passwordGrant("beth", pw)
+	sess := h.login("beth", pw)
+	body := `{"current_password":"` + pw + `","new_password":"a brand new one"}`
+	if r := h.do(req{method: "POST", path: "/v1/me/password", body: body, headers: map[string]string{"Authorization": "Bearer " + mine.access}}); r.StatusCode != 204 {
+		t.Fatalf("change password by bearer: %d %s", r.StatusCode, r.body)
+	}
+	// The caller's own login stays; every other family and session ends.
+	if h.bearer(mine.access, "GET", "/v1/me").StatusCode != 200 {
+		t.Fatal("the caller's own access token was revoked")
+	}
+	if r := h.token(form("grant_type", "refresh_token", "refresh_token", mine.refresh), nil); r.StatusCode != 200 {
+		t.Fatalf("the caller's own refresh token was revoked: %d", r.StatusCode)
+	}
+	wantProblem(t, h.bearer(other.access, "GET", "/v1/me"), 401, classUnauthorized)
+	wantOAuthError(t, h.token(form("grant_type", "refresh_token", "refresh_token", other.refresh), nil), 400, "invalid_grant")
+	wantProblem(t, h.as(sess, req{method: "GET", path: "/v1/me"}, false), 401, classUnauthorized)
+}
+
+func TestAdminByEveryCredential(t *testing.T) {
+	h := newTokenHarness(t)
+	adminID := h.signup("root", pw)
+	if err := h.accounts.SetRoles(t.Context(), adminID, []string{"admin"}); err != nil {
+		t.Fatal(err)
+	}
+	h.signup("carl", pw)
+	p := h.passwordGrant("root", pw)
+	if r := h.bearer(p.access, "GET", "/v1/admin/audit?limit=5"); r.StatusCode != 200 {
+		t.Fatalf("admin by bearer: %d %s", r.StatusCode, r.body)
+	}
+	hy := h.token(form("grant_type", "password", "username", "root", "password", pw, "delivery", "cookie"), nil)
+	ac := &http.Cookie{Name: "gh_access", Value: hy.cookie("gh_access").Value}
+	if r := h.do(req{method: "GET", path: "/v1/admin/audit?limit=5", cookies: []*http.Cookie{ac}}); r.StatusCode != 200 {
+		t.Fatalf("admin by hybrid cookie: %d %s", r.StatusCode, r.body)
+	}
+	// Unsafe admin requests by cookie need the CSRF token.
+	wantProblem(t, h.do(req{method: "POST", path: "/v1/admin/keys/rotate", cookies: []*http.Cookie{ac}}), 403, classCSRF)
+	csrfTok := hy.json(t)["csrf_token"].(string)
+	if r := h.do(req{method: "POST", path: "/v1/admin/keys/rotate", cookies: []*http.Cookie{ac}, headers: map[string]string{"X-CSRF-Token": csrfTok}}); r.StatusCode != 200 {
+		t.Fatalf("rotate by hybrid cookie: %d %s", r.StatusCode, r.body)
+	}
+	// A non-admin token is refused.
+	q := h.passwordGrant("carl", pw)
+	wantProblem(t, h.bearer(q.access, "GET", "/v1/admin/audit"), 403, classForbidden)
+}
