@@ -82,7 +82,16 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p *principal) error 
 		auth["expires_at"] = p.claims.ExpiresAt.UTC()
 	}
 	v := viewUser(p.user)
-	writeJSON(w, http.StatusOK, map[string]any{"id": v.ID, "username": v.Username, "roles": v.Roles, "auth": auth})
+	body := map[string]any{"id": v.ID, "username": v.Username, "roles": v.Roles, "auth": auth}
+	// A browser app authenticated by a cookie gets its CSRF token back here
+	// after a page reload (hybrid mode has no other way to read it).
+	switch p.mode {
+	case modeSession:
+		body["csrf_token"] = p.secret.CSRFToken()
+	case modeCookieToken:
+		body["csrf_token"] = s.hybridCSRF(p.claims.SID)
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -28,7 +28,7 @@ func (s *Server) forceLogout(w http.ResponseWriter, r *http.Request, actor strin
 	}
 	if s.cfg.Tokens != nil {
 		lctx := context.WithoutCancel(ctx)
-		if err := s.cfg.Tokens.Revocations.RevokeUser(lctx, u.ID, now, now.Add(s.cfg.Tokens.AccessLifetime)); err != nil {
+		if err := s.cfg.Tokens.Revocations.RevokeUser(lctx, u.ID, now, now.Add(MaxAccessLifetime)); err != nil {
 			return err
 		}
 		fams, err := s.cfg.Tokens.Refresh.RevokeUser(lctx, u.ID)

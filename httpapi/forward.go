@@ -16,6 +16,17 @@ const (
 	headerToken    = "X-Gatehouse-Token"
 )
 
+// originalMethod is the method of the request a gateway is asking about:
+// X-Forwarded-Method (Caddy, Traefik) or X-Original-Method (the nginx
+// ingress convention). nginx's auth_request sends neither unless told to:
+// docs/gateways.md shows the line that adds it.
+func originalMethod(r *http.Request) string {
+	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
+		return m
+	}
+	return r.Header.Get("X-Original-Method")
+}
+
 // forwardAuth is GET/HEAD /v1/verify for nginx auth_request, Caddy
 // forward_auth and Traefik ForwardAuth. A cookie-authenticated original
 // request with an unsafe method (X-Forwarded-Method, as Caddy and Traefik
@@ -28,7 +39,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	if p == nil {
 		return errUnauthenticated()
 	}
-	if m := r.Header.Get("X-Forwarded-Method"); m != "" && p.byCookie && csrf.Unsafe(m) && !p.validCSRF(r) {
+	if m := originalMethod(r); m != "" && p.byCookie && csrf.Unsafe(m) && !p.validCSRF(r) {
 		return problemf(http.StatusForbidden, classCSRF, "The %s header is missing or does not match.", csrf.HeaderName)
 	}
 	h := w.Header()

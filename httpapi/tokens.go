@@ -291,12 +291,18 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, req *oauth
 	return s.issuePair(w, r, u, fam, next, cookieMode)
 }
 
+// MaxAccessLifetime is the longest access-token lifetime the configuration
+// allows. Family and user revocations are kept this long, not just for the
+// current lifetime, so that lowering the lifetime can never let a token
+// minted under the longer one outlive its revocation.
+const MaxAccessLifetime = 24 * time.Hour
+
 // revokeSID refuses every access token of a family or session from now on.
 func (s *Server) revokeSID(ctx context.Context, sid string) error {
 	if s.cfg.Tokens == nil {
 		return nil
 	}
-	return s.cfg.Tokens.Revocations.RevokeSID(context.WithoutCancel(ctx), sid, s.clock.Now().Add(s.cfg.Tokens.AccessLifetime))
+	return s.cfg.Tokens.Revocations.RevokeSID(context.WithoutCancel(ctx), sid, s.clock.Now().Add(MaxAccessLifetime))
 }
 
 // revokeEndpoint is RFC 7009: 200 for anything well-formed, whether the
@@ -404,6 +410,13 @@ func (s *Server) introspectEndpoint(w http.ResponseWriter, r *http.Request) erro
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	// A token of a deleted user is not active.
+	if _, err := s.cfg.Accounts.User(r.Context(), claims.Subject); errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusOK, map[string]any{"active": false})
+		return nil
+	} else if err != nil {
 		return err
 	}
 	out := map[string]any{

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatehouse-auth/gatehouse/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/clock"
+	"github.com/gatehouse-auth/gatehouse/store/sqlite"
 )
 
 // keysCmd is "gatehouse keys rotate|remove|list". A running server picks
@@ -40,16 +43,22 @@ func keysCmd(ctx context.Context, args []string, io streams) error {
 		return err
 	}
 	defer db.Close()
+	if args[0] == "list" {
+		// Read only: opening the ring could generate or rotate keys.
+		return listKeys(ctx, db, io)
+	}
 	ring, err := app.Ring(ctx, cfg, db, c)
 	if err != nil {
 		return err
 	}
+	rec := audit.NewRecorder(slog.New(slog.NewJSONHandler(ioDiscard{}, nil)), db, c)
 	switch args[0] {
 	case "rotate":
 		kid, signsFrom, err := ring.Rotate(ctx)
 		if err != nil {
 			return fmt.Errorf("keys rotate: %w", err)
 		}
+		rec.Record(ctx, audit.Event{Type: audit.TypeKeyRotated, ActorID: "cli", Reason: kid})
 		fmt.Fprintf(io.stdout, "new key %s published now, signs from %s\n", kid, signsFrom.UTC().Format(time.RFC3339))
 	case "remove":
 		if kid == "" {
@@ -58,20 +67,23 @@ func keysCmd(ctx context.Context, args []string, io streams) error {
 		if err := ring.Remove(ctx, kid); err != nil {
 			return fmt.Errorf("keys remove: %w", err)
 		}
+		rec.Record(ctx, audit.Event{Type: audit.TypeKeyRemoved, ActorID: "cli", Reason: kid})
 		fmt.Fprintf(io.stdout, "key %s removed from the JWKS and refused for verification\n", kid)
-	case "list":
-		recs, err := db.SigningKeys(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(io.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSIGNS FROM\tRETIRED\tLEAVES JWKS\tREMOVED")
-		for _, r := range recs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.KID, r.Alg, stamp(r.CreatedAt), stamp(r.SignsFrom), stamp(r.RetiredAt), stamp(r.RemoveAt), r.Removed)
-		}
-		return tw.Flush()
 	}
 	return nil
+}
+
+func listKeys(ctx context.Context, db *sqlite.DB, io streams) error {
+	recs, err := db.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(io.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSIGNS FROM\tRETIRED\tLEAVES JWKS\tREMOVED")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.KID, r.Alg, stamp(r.CreatedAt), stamp(r.SignsFrom), stamp(r.RetiredAt), stamp(r.RemoveAt), r.Removed)
+	}
+	return tw.Flush()
 }
 
 func stamp(t time.Time) string {

@@ -188,6 +188,13 @@ func LoadKEK(cfg *config.Config) ([]byte, error) {
 	case cfg.KEK != "":
 		return keys.ParseKEK(cfg.KEK)
 	case cfg.KEKFile != "":
+		fi, err := os.Stat(cfg.KEKFile)
+		if err != nil {
+			return nil, fmt.Errorf("--kek-file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("--kek-file %s is readable by group or others (mode %v): chmod 600 it", cfg.KEKFile, fi.Mode().Perm())
+		}
 		b, err := os.ReadFile(cfg.KEKFile)
 		if err != nil {
 			return nil, fmt.Errorf("--kek-file: %w", err)
@@ -253,6 +260,9 @@ func buildTokens(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock
 	}
 	var fwd *token.Issuer
 	if cfg.ForwardTokenAudience != "" {
+		if cfg.ForwardTokenAudience == aud {
+			return nil, errors.New("--forward-token-audience must differ from the access tokens' audience")
+		}
 		fwd, err = token.NewIssuer(ring, token.IssuerConfig{Issuer: issuerURL, Audience: cfg.ForwardTokenAudience, Lifetime: cfg.ForwardTokenLifetime, Clock: c})
 		if err != nil {
 			return nil, err

@@ -505,8 +505,8 @@ func (c *Config) validateTokens(bad func(string, ...any)) {
 	if c.RefreshGrace < 0 || c.RefreshGrace > time.Minute {
 		bad("--refresh-grace must be from 0 to 1m")
 	}
-	if c.Leeway < 0 || c.Leeway > time.Minute {
-		bad("--leeway must be from 0 to 60s")
+	if c.Leeway < time.Second || c.Leeway > time.Minute {
+		bad("--leeway must be from 1s to 60s")
 	}
 	if c.KeyPublishDelay < 0 {
 		bad("--key-publish-delay must not be negative")
@@ -530,6 +530,9 @@ func (c *Config) validateTokens(bad func(string, ...any)) {
 	}
 	if c.ServiceKey != "" && c.ServiceKey == c.AdminKey {
 		bad("the service key and the admin key must differ")
+	}
+	if c.ForwardTokenAudience != "" && (c.ForwardTokenAudience == c.Audience || c.ForwardTokenAudience == c.Issuer) {
+		bad("--forward-token-audience must differ from the access tokens' audience, or upstream tokens would be accepted as access tokens")
 	}
 	if c.ForwardTokenLifetime <= 0 || c.ForwardTokenLifetime > c.AccessTokenLifetime {
 		bad("--forward-token-lifetime must be positive and at most --access-token-lifetime")
