@@ -14,7 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +62,18 @@ type Config struct {
 	Ready func(context.Context) error
 	// Tokens turns on token and hybrid mode; nil serves session mode only.
 	Tokens *TokenConfig
+	// PathPrefix is where an application mounts the API on its own mux
+	// (e.g. "/auth", with mux.Handle("/auth/", http.StripPrefix("/auth",
+	// api.Handler()))). Routes still match the stripped path; the refresh
+	// cookie's Path becomes PathPrefix+"/v1/token", so that browsers send
+	// it to the mounted token endpoint. The session and access cookies keep
+	// Path=/ (the application's pages need them, and __Host- requires it).
+	// Empty means the API is served at the root. It must start with "/",
+	// not end with "/", be a clean path (no "//", "." or ".." segment), and
+	// hold only letters, digits, "-", ".", "_", "~" and "/" (so no "?" or
+	// "#"). With Tokens, Tokens.IssuerURL must end with it: the discovery
+	// document's endpoint URLs are built from IssuerURL.
+	PathPrefix string
 }
 
 // Server is the HTTP API. Build it with New and serve Handler.
@@ -87,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
 	}
+	if err := validatePathPrefix(cfg.PathPrefix, cfg.Tokens); err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, cookies: newCookieNames(cfg.Dev)}
 	if cfg.AdminKey != "" {
 		if len(cfg.AdminKey) < 32 {
@@ -114,6 +132,29 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	s.handler = s.recoverer(s.instrument(s.securityHeaders(s.crossOrigin(s.dispatch()))))
 	return s, nil
+}
+
+// validatePathPrefix checks Config.PathPrefix, and that the issuer URL,
+// the base of the discovery document, includes it.
+func validatePathPrefix(prefix string, tokens *TokenConfig) error {
+	if prefix == "" {
+		return nil
+	}
+	// Unreserved characters only: the cookie Path and the request path the
+	// browser compares it with are then the same bytes, encoded or not.
+	notUnreserved := func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-._~/", r))
+	}
+	if prefix[0] != '/' || strings.HasSuffix(prefix, "/") || path.Clean(prefix) != prefix || strings.ContainsFunc(prefix, notUnreserved) {
+		return fmt.Errorf("httpapi: path prefix %q: must start with \"/\", not end with \"/\", be a clean path, and hold only letters, digits, \"-\", \".\", \"_\", \"~\" and \"/\"", prefix)
+	}
+	if tokens != nil && tokens.IssuerURL != "" {
+		u, err := url.Parse(tokens.IssuerURL)
+		if err != nil || !strings.HasSuffix(strings.TrimRight(u.Path, "/"), prefix) {
+			return fmt.Errorf("httpapi: the issuer URL %q must end with the path prefix %q: the discovery document's endpoints are built from it", tokens.IssuerURL, prefix)
+		}
+	}
+	return nil
 }
 
 // Handler returns the API's http.Handler.

@@ -99,7 +99,7 @@ func (s *Server) accessCookie(value string, maxAge int) *http.Cookie {
 }
 
 func (s *Server) refreshCookie(value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: s.cookies.refresh, Value: value, Path: "/v1/token", MaxAge: maxAge,
+	return &http.Cookie{Name: s.cookies.refresh, Value: value, Path: s.cfg.PathPrefix + "/v1/token", MaxAge: maxAge,
 		Secure: s.cookies.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode}
 }
 

@@ -33,7 +33,7 @@ func backupCmd(ctx context.Context, args []string, io streams) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(io.stdout, "backed up %s to %s\n", cfg.DatabasePath(), to)
-	if !cfg.Dev || cfg.KEKFile != "" {
+	if !cfg.Dev || cfg.KEKFile != "" || cfg.KEK != "" {
 		fmt.Fprintln(io.stdout, "note: the signing keys in the backup are sealed under the KEK; keep the KEK with it (separately)")
 	} else {
 		fmt.Fprintln(io.stdout, "note: the signing keys in the backup are sealed under", cfg.DataDir+"/kek", "- keep that file with it")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 // keysCmd is "gatehouse keys rotate|remove|list". A running server picks
 // up what these commands change within ten seconds (it reloads the ring),
 // well inside the publish delay; the admin API acts at once.
-func keysCmd(ctx context.Context, args []string, io streams) error {
+func keysCmd(ctx context.Context, args []string, io streams) (err error) {
 	if len(args) == 0 {
 		fmt.Fprint(io.stderr, usage)
 		return errUsage
@@ -51,7 +50,8 @@ func keysCmd(ctx context.Context, args []string, io streams) error {
 	if err != nil {
 		return err
 	}
-	rec := audit.NewRecorder(slog.New(slog.NewJSONHandler(ioDiscard{}, nil)), db, c)
+	rec, auditErr := cliRecorder(db, c)
+	defer auditErr(&err)
 	switch args[0] {
 	case "rotate":
 		kid, signsFrom, err := ring.Rotate(ctx)

@@ -22,7 +22,7 @@ import (
 
 var getenv = os.Getenv
 
-func userCmd(ctx context.Context, args []string, io streams) error {
+func userCmd(ctx context.Context, args []string, io streams) (err error) {
 	if len(args) == 0 {
 		fmt.Fprint(io.stderr, usage)
 		return errUsage
@@ -51,11 +51,12 @@ func userCmd(ctx context.Context, args []string, io streams) error {
 		return err
 	}
 	defer db.Close()
-	accounts, err := app.Accounts(cfg, db, c)
+	accounts, err := app.Accounts(cfg, db, c, app.NewLogger(cfg, io.stderr))
 	if err != nil {
 		return err
 	}
-	rec := audit.NewRecorder(slog.New(slog.NewJSONHandler(ioDiscard{}, nil)), db, c)
+	rec, auditErr := cliRecorder(db, c)
+	defer auditErr(&err)
 	switch args[0] {
 	case "create":
 		if username == "" {
@@ -148,8 +149,17 @@ func readPassword(io streams) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// ioDiscard is the CLI's audit log sink: the events go to the store, the
-// terminal gets the command's own output.
-type ioDiscard struct{}
-
-func (ioDiscard) Write(p []byte) (int, error) { return len(p), nil }
+// cliRecorder is the audit recorder of the admin commands: the events go to
+// the store (the terminal gets the command's own output). The returned
+// function, deferred with the command's error, turns a failed audit write
+// into a failed command, so that no change goes unaudited silently.
+func cliRecorder(db audit.Store, c clock.Clock) (*audit.Recorder, func(*error)) {
+	rec := audit.NewRecorder(slog.New(slog.DiscardHandler), db, c)
+	failed := false
+	rec.OnStoreError(func() { failed = true })
+	return rec, func(err *error) {
+		if failed && *err == nil {
+			*err = errors.New("the change was made, but its audit event could not be stored")
+		}
+	}
+}

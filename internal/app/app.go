@@ -58,8 +58,9 @@ func OpenStore(ctx context.Context, cfg *config.Config, c clock.Clock) (*sqlite.
 	return db, nil
 }
 
-// Accounts builds the account service over db with cfg's hashing settings.
-func Accounts(cfg *config.Config, db account.Store, c clock.Clock) (*account.Service, error) {
+// Accounts builds the account service over db with cfg's hashing settings;
+// log receives rehash failures.
+func Accounts(cfg *config.Config, db account.Store, c clock.Clock, log *slog.Logger) (*account.Service, error) {
 	return account.New(db, account.Config{
 		Clock: c,
 		Params: account.Params{
@@ -71,7 +72,7 @@ func Accounts(cfg *config.Config, db account.Store, c clock.Clock) (*account.Ser
 		},
 		MaxConcurrentHashes: cfg.MaxConcurrentHashes,
 		OnRehashError: func(err error) {
-			slog.Default().Warn("rehash password with the current parameters", "error", err)
+			log.Warn("rehash password with the current parameters", "error", err)
 		},
 	})
 }
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock) (*Server, error) {
 	m := metrics.New()
-	accounts, err := Accounts(cfg, db, c)
+	accounts, err := Accounts(cfg, db, c, log)
 	if err != nil {
 		return nil, err
 	}

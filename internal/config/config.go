@@ -531,7 +531,11 @@ func (c *Config) validateTokens(bad func(string, ...any)) {
 	if c.ServiceKey != "" && c.ServiceKey == c.AdminKey {
 		bad("the service key and the admin key must differ")
 	}
-	if c.ForwardTokenAudience != "" && (c.ForwardTokenAudience == c.Audience || c.ForwardTokenAudience == c.Issuer) {
+	aud := c.Audience
+	if aud == "" {
+		aud = c.Issuer // the default audience (in --dev, the listen URL)
+	}
+	if c.ForwardTokenAudience != "" && c.ForwardTokenAudience == aud {
 		bad("--forward-token-audience must differ from the access tokens' audience, or upstream tokens would be accepted as access tokens")
 	}
 	if c.ForwardTokenLifetime <= 0 || c.ForwardTokenLifetime > c.AccessTokenLifetime {

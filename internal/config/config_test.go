@@ -113,6 +113,7 @@ func TestValidate(t *testing.T) {
 		{"leeway zero", func(c *Config) { c.Leeway = 0 }, "--leeway"},
 		{"forward audience equals the issuer", func(c *Config) { c.ForwardTokenAudience = c.Issuer }, "--forward-token-audience"},
 		{"forward audience equals the audience", func(c *Config) { c.Audience = "api"; c.ForwardTokenAudience = "api" }, "--forward-token-audience"},
+		{"forward audience equals the issuer but not the audience", func(c *Config) { c.Audience = "api"; c.ForwardTokenAudience = c.Issuer }, ""},
 		{"grace over 1m", func(c *Config) { c.RefreshGrace = time.Hour }, "--refresh-grace"},
 		{"refresh idle over absolute", func(c *Config) { c.RefreshIdleLifetime = 1000 * time.Hour }, "--refresh-idle-lifetime"},
 		{"short service key", func(c *Config) { c.ServiceKey = "x" }, "service key"},
