@@ -101,64 +101,23 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (refresh.
 	if _, ok := s.tokens[string(r.NextHash)]; ok {
 		return refresh.RotateResult{}, store.ErrConflict
 	}
-	now := r.Now
+	d := refresh.Decide(*fam, *tok, r)
 	var res refresh.RotateResult
+	res.Outcome = d.Outcome
 	switch {
-	case !fam.RevokedAt.IsZero():
-		res.Outcome = refresh.OutcomeRevoked
-	case !now.Before(fam.ExpiresAt) || !now.Before(fam.IdleExpiresAt):
-		res.Outcome = refresh.OutcomeExpired
-	case tok.RotatedAt.IsZero():
-		if !now.Before(tok.IdleExpiresAt) {
-			res.Outcome = refresh.OutcomeExpired
-			break
-		}
-		tok.RotatedAt = now
-		res.Outcome = refresh.OutcomeRotated
-		res.Minted = s.mint(fam, tok, r)
-	case r.Grace > 0 && now.Before(tok.RotatedAt.Add(r.Grace)):
-		switch {
-		case !now.Before(tok.IdleExpiresAt):
-			res.Outcome = refresh.OutcomeExpired
-		case tok.Children-1 >= r.MaxSiblings:
-			fam.RevokedAt = now
-			res.Outcome = refresh.OutcomeReuse
-		default:
-			res.Outcome = refresh.OutcomeGraceReplay
-			res.Minted = s.mint(fam, tok, r)
-		}
-	default:
-		fam.RevokedAt = now
-		res.Outcome = refresh.OutcomeReuse
+	case d.Mint:
+		child := d.Child
+		s.addToken(&child)
+		res.Minted = *cloneRefreshToken(&child)
+		*tok, *fam = d.Presented, d.Family
+	case d.Revoke:
+		*fam = d.Family
 	}
 	res.Family = *cloneFamily(fam)
 	res.Presented = *cloneRefreshToken(tok)
 	return res, nil
 }
 
-// mint inserts the child of parent described by r and updates the family;
-// it returns a copy of the child.
-func (s *Refresh) mint(fam *refresh.Family, parent *refresh.Token, r refresh.RotateRequest) refresh.Token {
-	idle := r.IdleExpiresAt
-	if idle.After(fam.ExpiresAt) {
-		idle = fam.ExpiresAt
-	}
-	child := &refresh.Token{
-		Hash:          bytes.Clone(r.NextHash),
-		FamilyID:      fam.ID,
-		Generation:    parent.Generation + 1,
-		ParentHash:    bytes.Clone(parent.Hash),
-		CreatedAt:     r.Now,
-		IdleExpiresAt: idle,
-	}
-	parent.Children++
-	s.addToken(child)
-	fam.LastUsedAt = r.Now
-	if idle.After(fam.IdleExpiresAt) {
-		fam.IdleExpiresAt = idle
-	}
-	return *cloneRefreshToken(child)
-}
 
 // Family returns a copy of the family with that id.
 func (s *Refresh) Family(ctx context.Context, id string) (*refresh.Family, error) {

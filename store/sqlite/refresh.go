@@ -219,82 +219,40 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (_ refres
 	fam.CreatedAt, fam.LastUsedAt = fromNanos(fCreated), fromNanos(fUsed)
 	fam.IdleExpiresAt, fam.ExpiresAt, fam.RevokedAt = fromNanos(fIdle), fromNanos(fExpires), fromNanos(fRevoke)
 
-	var res refresh.RotateResult
-	mint, revoke := false, false
+	tok.Hash = bytes.Clone(r.Presented)
+	r.Now = now // in UTC, as stored
+	d := refresh.Decide(fam, tok, r)
+	res := refresh.RotateResult{Outcome: d.Outcome}
 	switch {
-	case !fam.RevokedAt.IsZero():
-		res.Outcome = refresh.OutcomeRevoked
-	case !now.Before(fam.ExpiresAt) || !now.Before(fam.IdleExpiresAt):
-		res.Outcome = refresh.OutcomeExpired
-	case tok.RotatedAt.IsZero():
-		if !now.Before(tok.IdleExpiresAt) {
-			res.Outcome = refresh.OutcomeExpired
-			break
-		}
-		res.Outcome, mint = refresh.OutcomeRotated, true
-	case r.Grace > 0 && now.Before(tok.RotatedAt.Add(r.Grace)):
-		switch {
-		case !now.Before(tok.IdleExpiresAt):
-			res.Outcome = refresh.OutcomeExpired
-		case tok.Children-1 >= r.MaxSiblings:
-			res.Outcome, revoke = refresh.OutcomeReuse, true
-		default:
-			res.Outcome, mint = refresh.OutcomeGraceReplay, true
-		}
-	default:
-		res.Outcome, revoke = refresh.OutcomeReuse, true
-	}
-
-	switch {
-	case mint:
-		idle := r.IdleExpiresAt.UTC()
-		if idle.After(fam.ExpiresAt) {
-			idle = fam.ExpiresAt
-		}
-		child := refresh.Token{
-			Hash:          bytes.Clone(r.NextHash),
-			FamilyID:      fam.ID,
-			Generation:    tok.Generation + 1,
-			ParentHash:    bytes.Clone(r.Presented),
-			CreatedAt:     now,
-			IdleExpiresAt: idle,
-		}
+	case d.Mint:
+		child := d.Child
 		if _, err := tx.ExecContext(ctx, markParentSQL, nowN, r.Presented); err != nil {
 			return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: %w", err)
 		}
 		if err := insertToken(ctx, tx, &child); err != nil {
 			return refresh.RotateResult{}, insertErr("rotate refresh token: mint", err)
 		}
-		idleN, _ := nanos(idle)
+		idleN, _ := nanos(d.Family.IdleExpiresAt)
 		if _, err := tx.ExecContext(ctx, useFamilySQL, nowN, idleN, fam.ID); err != nil {
 			return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: %w", err)
 		}
-		if tok.RotatedAt.IsZero() {
-			tok.RotatedAt = now
-		}
-		tok.Children++
-		fam.LastUsedAt = now
-		if idle.After(fam.IdleExpiresAt) {
-			fam.IdleExpiresAt = idle
-		}
 		res.Minted = child
-	case revoke:
+	case d.Revoke:
 		if _, err := tx.ExecContext(ctx, reuseFamilySQL, nowN, fam.ID); err != nil {
 			return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: revoke family: %w", err)
 		}
-		fam.RevokedAt = now
 	default:
 		// A refusal changes nothing: the transaction ends without a write.
 		if err := tx.Rollback(); err != nil {
 			return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: %w", err)
 		}
-		res.Family, res.Presented = fam, tok
+		res.Family, res.Presented = d.Family, d.Presented
 		return res, nil
 	}
 	if err := tx.Commit(); err != nil {
 		return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: %w", err)
 	}
-	res.Family, res.Presented = fam, tok
+	res.Family, res.Presented = d.Family, d.Presented
 	return res, nil
 }
 
