@@ -118,7 +118,6 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (refresh.
 	return res, nil
 }
 
-
 // Family returns a copy of the family with that id.
 func (s *Refresh) Family(ctx context.Context, id string) (*refresh.Family, error) {
 	if err := ctx.Err(); err != nil {
