@@ -157,6 +157,10 @@ func validatePathPrefix(prefix string, tokens *TokenConfig) error {
 	return nil
 }
 
+// AdminKey returns the admin key the server accepts ("" when none): the
+// lab, in --dev, acts as an administrator with it.
+func (s *Server) AdminKey() string { return s.cfg.AdminKey }
+
 // Handler returns the API's http.Handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 

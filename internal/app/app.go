@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/account"
 	"github.com/gatehouse-auth/gatehouse/audit"
+	"github.com/gatehouse-auth/gatehouse/bench"
 	"github.com/gatehouse-auth/gatehouse/httpapi"
 	"github.com/gatehouse-auth/gatehouse/internal/clock"
 	"github.com/gatehouse-auth/gatehouse/internal/config"
@@ -32,6 +34,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/store/sqlite"
 	"github.com/gatehouse-auth/gatehouse/throttle"
 	"github.com/gatehouse-auth/gatehouse/token"
+	"github.com/gatehouse-auth/gatehouse/web"
 )
 
 // NewLogger returns the process logger for cfg, writing to w.
@@ -91,12 +94,19 @@ type Server struct {
 
 // New builds a server for cfg (already validated) and binds its listener.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	c := clock.System{}
+	// In --dev the whole server runs on the lab clock: wall time that the
+	// lab can push ahead ("let time pass"). Never outside --dev.
+	var c clock.Clock = clock.System{}
+	var labClock *clock.Offset
+	if cfg.Dev {
+		labClock = &clock.Offset{}
+		c = labClock
+	}
 	db, err := OpenStore(ctx, cfg, c)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := build(ctx, cfg, log, db, c)
+	srv, err := build(ctx, cfg, log, db, c, labClock)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -104,7 +114,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	return srv, nil
 }
 
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock) (*Server, error) {
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock, labClock *clock.Offset) (*Server, error) {
 	m := metrics.New()
 	accounts, err := Accounts(cfg, db, c, log)
 	if err != nil {
@@ -146,6 +156,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 	}
 	rec := audit.NewRecorder(log, db, c)
 	rec.OnStoreError(m.AuditWriteError)
+	adminKey := cfg.AdminKey
+	if cfg.Dev && adminKey == "" {
+		// The lab's admin actions (forced logout, key rotation) need an
+		// admin credential; in --dev one is made up, never logged.
+		adminKey = rand.Text() + rand.Text()
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Accounts:       accounts,
 		Sessions:       sessions,
@@ -157,7 +173,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 		Clock:          c,
 		Dev:            cfg.Dev,
 		Signup:         cfg.Signup,
-		AdminKey:       cfg.AdminKey,
+		AdminKey:       adminKey,
 		TrustedProxies: cfg.TrustedProxies,
 		TrustedOrigins: cfg.TrustedOrigins,
 		Ready:          db.Ping,
@@ -167,8 +183,13 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 		ln.Close()
 		return nil, err
 	}
+	pages, err := buildPages(cfg, log, db, c, labClock, tokens, api)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	hs := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           pages,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -375,5 +396,47 @@ func (s *Server) housekeeping(ctx context.Context) {
 		} else if kid != "" {
 			s.log.Info("signing key rotated on schedule", "kid", kid, "signs_from", signsFrom)
 		}
+	}
+}
+
+// buildPages puts the end-user pages (and in --dev the lab) in front of the
+// API; every request the pages do not serve goes to the API unchanged.
+func buildPages(cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock, labClock *clock.Offset, tokens *httpapi.TokenConfig, api *httpapi.Server) (http.Handler, error) {
+	var lab *web.LabConfig
+	if cfg.Dev && labClock != nil {
+		aud := cfg.Audience
+		if aud == "" {
+			aud = tokens.IssuerURL
+		}
+		// The verifier of a service that trusts the JWKS alone: the lab
+		// shows what it accepts that Gatehouse refuses.
+		jwksOnly, err := token.NewVerifier(tokens.Ring, token.VerifierConfig{
+			Issuer: tokens.IssuerURL, Audience: aud, Leeway: cfg.Leeway, Clock: c, UnsafeSkipRevocation: true,
+		})
+		if err != nil {
+			return nil, err
+		}
+		lab = &web.LabConfig{
+			AdminKey:    api.AdminKey(),
+			Now:         labClock.Now,
+			Advance:     labClock.Advance,
+			JWKSOnly:    jwksOnly.Verify,
+			Snapshot:    web.StoreSnapshot(db, db, db.Refresh(), db.Revocations()),
+			LatestBench: latestBench(cfg),
+		}
+	}
+	return web.New(web.Config{API: api.Handler(), Dev: cfg.Dev, Signup: cfg.Signup, Logger: log, Lab: lab})
+}
+
+// latestBench loads the latest "gatehouse bench" result saved under the
+// data directory (bench --out <data-dir>/bench), if any.
+func latestBench(cfg *config.Config) func() any {
+	dir := filepath.Join(cfg.DataDir, "bench")
+	return func() any {
+		r, err := bench.Load(dir)
+		if err != nil {
+			return nil
+		}
+		return r
 	}
 }
