@@ -74,6 +74,9 @@ func (s *Server) tokenRoutes() {
 	s.handleOAuth("POST /v1/token/introspect", s.introspectEndpoint)
 	s.handle("GET /.well-known/jwks.json", s.jwks)
 	s.handle("GET /.well-known/openid-configuration", s.discovery)
+	s.handle("GET /v1/revocations", s.revocationFeed)
+	s.handle("GET /v1/token/families", s.authed(s.listFamilies))
+	s.handle("DELETE /v1/token/families/{id}", s.authed(s.revokeFamily))
 	s.handle("POST /v1/admin/keys/rotate", s.admin(s.rotateKeys))
 	s.handle("DELETE /v1/admin/keys/{kid}", s.admin(s.removeKey))
 }
@@ -509,6 +512,57 @@ func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, actor string)
 		return fmt.Errorf("remove key: %w", err)
 	}
 	s.record(r, audit.Event{Type: audit.TypeKeyRemoved, ActorID: actor, Reason: kid})
+	noContent(w)
+	return nil
+}
+
+// familyView is a refresh family (a login in token or hybrid mode) as the
+// device list shows it.
+type familyView struct {
+	ID            string    `json:"id"`
+	Delivery      string    `json:"delivery"`
+	CreatedAt     time.Time `json:"created_at"`
+	LastUsedAt    time.Time `json:"last_used_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	UserAgent     string    `json:"user_agent"`
+	IP            string    `json:"ip"`
+	Current       bool      `json:"current"`
+}
+
+// listFamilies is GET /v1/token/families: the caller's live token-mode
+// logins, for the device list. Any credential.
+func (s *Server) listFamilies(w http.ResponseWriter, r *http.Request, p *principal) error {
+	fams, err := s.cfg.Tokens.Refresh.List(r.Context(), p.user.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]familyView, 0, len(fams))
+	for _, f := range fams {
+		out = append(out, familyView{
+			ID: f.ID, Delivery: f.Delivery, CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC(),
+			IdleExpiresAt: f.IdleExpiresAt.UTC(), ExpiresAt: f.ExpiresAt.UTC(), UserAgent: f.UserAgent, IP: f.IP,
+			Current: p.claims != nil && p.claims.SID == f.ID,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"families": out})
+	return nil
+}
+
+// revokeFamily is DELETE /v1/token/families/{id}: ends one of the caller's
+// token-mode logins and its access tokens at once; anyone else's is 404.
+func (s *Server) revokeFamily(w http.ResponseWriter, r *http.Request, p *principal) error {
+	fam, err := s.cfg.Tokens.Refresh.RevokeFamily(r.Context(), p.user.ID, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return problemf(http.StatusNotFound, classNotFound, "No such login.")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.revokeSID(r.Context(), fam.ID); err != nil {
+		return err
+	}
+	s.record(r, audit.Event{Type: audit.TypeTokenRevoked, UserID: p.user.ID, SessionID: fam.ID, Reason: "device_list"})
 	noContent(w)
 	return nil
 }

@@ -532,3 +532,53 @@ func TestAdminByEveryCredential(t *testing.T) {
 	q := h.passwordGrant("carl", pw)
 	wantProblem(t, h.bearer(q.access, "GET", "/v1/admin/audit"), 403, classForbidden)
 }
+
+func TestFamiliesDeviceList(t *testing.T) {
+	h := newTokenHarness(t)
+	h.signup("dora", pw)
+	h.signup("eve", pw)
+	a, b := h.passwordGrant("dora", pw), h.passwordGrant("dora", pw)
+	other := h.passwordGrant("eve", pw)
+	r := h.bearer(a.access, "GET", "/v1/token/families")
+	fams := r.json(t)["families"].([]any)
+	if r.StatusCode != 200 || len(fams) != 2 {
+		t.Fatalf("families: %d %s", r.StatusCode, r.body)
+	}
+	var current, otherID string
+	for _, f := range fams {
+		m := f.(map[string]any)
+		if m["current"] == true {
+			current = m["id"].(string)
+		} else {
+			otherID = m["id"].(string)
+		}
+		if m["delivery"] != "body" || m["expires_at"] == nil {
+			t.Fatalf("family view %v", m)
+		}
+	}
+	if current == "" || otherID == "" {
+		t.Fatalf("current not marked: %s", r.body)
+	}
+	// Someone else's family is 404 and untouched.
+	eveFams := h.bearer(other.access, "GET", "/v1/token/families").json(t)["families"].([]any)
+	eveID := eveFams[0].(map[string]any)["id"].(string)
+	wantProblem(t, h.bearer(a.access, "DELETE", "/v1/token/families/"+eveID), 404, classNotFound)
+	if h.bearer(other.access, "GET", "/v1/me").StatusCode != 200 {
+		t.Fatal("another user's login was affected")
+	}
+	// Ending the other login: its tokens are refused at once.
+	if r := h.bearer(a.access, "DELETE", "/v1/token/families/"+otherID); r.StatusCode != 204 {
+		t.Fatalf("revoke family: %d %s", r.StatusCode, r.body)
+	}
+	wantProblem(t, h.bearer(b.access, "GET", "/v1/me"), 401, classUnauthorized)
+	wantOAuthError(t, h.token(form("grant_type", "refresh_token", "refresh_token", b.refresh), nil), 400, "invalid_grant")
+	if h.bearer(a.access, "GET", "/v1/me").StatusCode != 200 {
+		t.Fatal("the caller's own login ended")
+	}
+	// A session user sees the token logins too (CSRF needed to end one).
+	sess := h.login("dora", pw)
+	if n := len(h.as(sess, req{method: "GET", path: "/v1/token/families"}, false).json(t)["families"].([]any)); n != 1 {
+		t.Fatalf("session user sees %d families, want 1", n)
+	}
+	wantProblem(t, h.as(sess, req{method: "DELETE", path: "/v1/token/families/" + current}, false), 403, classCSRF)
+}

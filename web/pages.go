@@ -21,6 +21,7 @@ var notices = map[string]string{
 	"others":     "Every other session was ended; only this device is logged in.",
 	"password":   "Your password was changed. Your other sessions were ended.",
 	"expired":    "Your session has ended. Log in again.",
+	"family":     "That app login was ended; its tokens are refused from now on.",
 }
 
 // userView, sessionView and deviceView mirror the API's bodies.
@@ -193,10 +194,23 @@ func (h *Handler) current(w http.ResponseWriter, r *http.Request) (*currentSessi
 }
 
 type accountPage struct {
-	User    userView
-	Session sessionView
-	Devices []deviceView
-	Others  int
+	User     userView
+	Session  sessionView
+	Devices  []deviceView
+	Others   int
+	Families []familyView
+}
+
+// familyView mirrors GET /v1/token/families: a login in token or hybrid
+// mode (an app, an API client).
+type familyView struct {
+	ID         string    `json:"id"`
+	Delivery   string    `json:"delivery"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
 }
 
 func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
@@ -239,6 +253,22 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		return
 	}
 	p := accountPage{User: cur.User, Session: cur.Session, Devices: devices.Sessions}
+	// Token-mode logins, when the server runs token mode (404 otherwise).
+	fl, err := h.pageCall(w, r, http.MethodGet, "/v1/token/families", nil, "")
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	if fl.status == http.StatusOK {
+		var fams struct {
+			Families []familyView `json:"families"`
+		}
+		if err := fl.decode(&fams); err != nil {
+			h.internalError(w, r, err)
+			return
+		}
+		p.Families = fams.Families
+	}
 	// This device first, then the others as the API lists them (newest
 	// first).
 	slices.SortStableFunc(p.Devices, func(a, b deviceView) int {
@@ -275,6 +305,25 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, r, "/account?m=revoked")
 	case res.status == http.StatusNotFound:
 		h.renderAccount(w, r, http.StatusNotFound, "", "That session does not exist or has already ended.")
+	default:
+		h.apiFailure(w, res)
+	}
+}
+
+func (h *Handler) revokeFamily(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r) {
+		return
+	}
+	res, err := h.pageCall(w, r, http.MethodDelete, "/v1/token/families/"+url.PathEscape(r.PathValue("id")), nil, r.PostForm.Get("csrf_token"))
+	if err != nil {
+		h.internalError(w, r, err)
+		return
+	}
+	switch res.status {
+	case http.StatusNoContent:
+		seeOther(w, r, "/account?m=family")
+	case http.StatusNotFound:
+		h.renderAccount(w, r, http.StatusNotFound, "", "That app login does not exist or has already ended.")
 	default:
 		h.apiFailure(w, res)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -339,5 +340,44 @@ func TestDeviceName(t *testing.T) {
 		if got := deviceName(tc.ua); got != tc.want {
 			t.Errorf("deviceName(%q) = %q, want %q", tc.ua, got, tc.want)
 		}
+	}
+}
+
+// TestAccountListsTokenLogins: the device list shows logins in token mode
+// too, and ending one from the page refuses its tokens at once.
+func TestAccountListsTokenLogins(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.post("/signup", "username", "tess", "password", testPassword, "confirm_password", testPassword)
+	b.login("tess", testPassword)
+	// An API client logs in in token mode (a separate client, no cookies).
+	api := e.browser()
+	tok := api.raw(http.MethodPost, "/v1/token", "application/x-www-form-urlencoded",
+		url.Values{"grant_type": {"password"}, "username": {"tess"}, "password": {testPassword}}.Encode(), map[string]string{"User-Agent": "curl/8.0"})
+	if tok.status != http.StatusOK {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	var pair struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal([]byte(tok.body), &pair); err != nil {
+		t.Fatal(err)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + pair.AccessToken}
+	if me := api.do(http.MethodGet, "/v1/me", nil, bearer); me.status != http.StatusOK {
+		t.Fatalf("me: %d", me.status)
+	}
+	p := b.get("/account")
+	wantPage(t, p, http.StatusOK, "/account", "Apps and API clients", "curl/8.0")
+	i := strings.Index(p.body, `action="/account/families/`)
+	if i < 0 {
+		t.Fatal("no end-login form")
+	}
+	action := p.body[i+len(`action="`):]
+	action = action[:strings.IndexByte(action, '"')]
+	p = b.post(action, "csrf_token", csrfField(t, p.body))
+	wantPage(t, p, http.StatusOK, "/account?m=family", "That app login was ended")
+	if me := api.do(http.MethodGet, "/v1/me", nil, bearer); me.status != http.StatusUnauthorized {
+		t.Fatalf("the ended login's token still works: %d", me.status)
 	}
 }

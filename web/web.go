@@ -138,6 +138,7 @@ func (h *Handler) routes() {
 	h.page("GET /account", h.account)
 	h.page("POST /account/sessions/revoke-others", h.revokeOthers)
 	h.page("POST /account/sessions/{id}/revoke", h.revokeSession)
+	h.page("POST /account/families/{id}/revoke", h.revokeFamily)
 	h.page("GET /account/password", h.passwordForm)
 	h.page("POST /account/password", h.passwordSubmit)
 	h.mux.HandleFunc("GET /static/{name}", h.serveStatic)
