@@ -34,6 +34,7 @@ type Index struct {
 	tokens map[string]time.Time // jti → until
 	sids   map[string]time.Time // sid → until
 	users  map[string]userEntry // user id → revoke-all time
+	feed   feed                 // the change log of Since and Wait (feed.go)
 }
 
 // userEntry is a user's revoke-all time; cutoff is ceil(before) in Unix
@@ -59,6 +60,7 @@ func New(ctx context.Context, s Store, c clock.Clock) (*Index, error) {
 		tokens: make(map[string]time.Time),
 		sids:   make(map[string]time.Time),
 		users:  make(map[string]userEntry),
+		feed:   newFeed(),
 	}
 	entries, err := s.Load(ctx)
 	if err != nil {
@@ -173,7 +175,8 @@ func (x *Index) Purge(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// merge adds a valid entry to memory, keeping the later times.
+// merge adds a valid entry to memory, keeping the later times, and appends
+// the entry's new state to the change log when anything changed.
 func (x *Index) merge(e Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -181,21 +184,29 @@ func (x *Index) merge(e Entry) {
 	case KindToken:
 		if old, ok := x.tokens[e.ID]; !ok || e.Until.After(old) {
 			x.tokens[e.ID] = e.Until
+			x.feed.append(Entry{Kind: KindToken, ID: e.ID, Until: e.Until})
 		}
 	case KindSID:
 		if old, ok := x.sids[e.ID]; !ok || e.Until.After(old) {
 			x.sids[e.ID] = e.Until
+			x.feed.append(Entry{Kind: KindSID, ID: e.ID, Until: e.Until})
 		}
 	case KindUser:
 		u, ok := x.users[e.ID]
+		changed := !ok
 		if !ok || e.Before.After(u.before) {
 			u.before = e.Before
 			u.cutoff = ceilUnix(e.Before)
+			changed = true
 		}
 		if !ok || e.Until.After(u.until) {
 			u.until = e.Until
+			changed = true
 		}
 		x.users[e.ID] = u
+		if changed {
+			x.feed.append(Entry{Kind: KindUser, ID: e.ID, Before: u.before, Until: u.until})
+		}
 	}
 }
 
