@@ -142,6 +142,12 @@ func (h *Handler) routes() {
 	h.page("GET /account/password", h.passwordForm)
 	h.page("POST /account/password", h.passwordSubmit)
 	h.mux.HandleFunc("GET /static/{name}", h.serveStatic)
+	// Browsers ask for it on every page; there is none, and a 204 keeps
+	// the 404 out of the logs and metrics.
+	h.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
+	})
 	if h.lab != nil {
 		h.lab.routes(h.mux)
 	}

@@ -115,7 +115,9 @@
     var root = $('#pane-' + p.mode);
     if (!root) { return; }
     var st = root.querySelector('[data-role=status]');
-    st.textContent = p.logged_in ? 'Holds a credential' + (p.session_id ? ' (session ' + p.session_id + ')' : '') : 'Not logged in';
+    // What the client holds, not whether the server still honours it: the
+    // last call's verdict (in the timeline) says that.
+    st.textContent = p.logged_in ? 'Holds a credential' + (p.session_id ? ' (session ' + p.session_id + ')' : '') + ' (the server may have revoked it: call the API to see)' : 'Not logged in';
     st.className = 'status ' + (p.logged_in ? 'on' : 'off');
     var holds = clear(root.querySelector('[data-role=holds]'));
     if (p.holds.length) {
@@ -128,7 +130,10 @@
       });
     }
     var tok = clear(root.querySelector('[data-role=token]'));
-    if (p.token) { add(tok, tokenView(p.token, 'Access token (JWT)')); }
+    if (p.token) {
+      add(tok, tokenView(p.token, 'Access token (JWT)'));
+      tick(); // fill the countdown now that it is in the page
+    }
   }
 
   function tokenView(t, title) {
