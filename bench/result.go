@@ -13,6 +13,10 @@ import (
 )
 
 // Names of the files Save writes and Load reads in the output directory.
+// DefaultOut is the directory "gatehouse bench" writes to by default; the
+// lab (in --dev) looks there, and in <data-dir>/bench, for the latest run.
+const DefaultOut = "bench-out"
+
 const (
 	JSONFile = "bench.json"
 	SVGFile  = "bench.svg"

@@ -27,7 +27,7 @@ func benchCmd(ctx context.Context, args []string, io streams) error {
 	fs.DurationVar(&cfg.RevokeWait, "revoke-wait", bench.DefaultRevokeWait, "how long a revoked credential is polled at most")
 	fs.StringVar(&cfg.Username, "username", "", "a dedicated existing user to bench with: forced logout ends all its sessions (default: create bench-<random> by sign-up)")
 	fs.StringVar(&cfg.Password, "password", "", "that user's password (default $GATEHOUSE_BENCH_PASSWORD)")
-	out := fs.String("out", "bench-out", "directory for bench.json and bench.svg")
+	out := fs.String("out", bench.DefaultOut, "directory for bench.json and bench.svg (the lab shows the latest from here or <data-dir>/bench)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: gatehouse bench [flags]\n\nMeasures a running deployment: verify cost per mode, bytes per request, revocation delay per path.\n\n")
 		fs.PrintDefaults()

@@ -428,15 +428,21 @@ func buildPages(cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clo
 	return web.New(web.Config{API: api.Handler(), Dev: cfg.Dev, Signup: cfg.Signup, Logger: log, Lab: lab})
 }
 
-// latestBench loads the latest "gatehouse bench" result saved under the
-// data directory (bench --out <data-dir>/bench), if any.
+// latestBench loads the latest "gatehouse bench" result: from bench's
+// default output directory (./bench-out, when the server was started where
+// bench ran) or from <data-dir>/bench, whichever is newer.
 func latestBench(cfg *config.Config) func() any {
-	dir := filepath.Join(cfg.DataDir, "bench")
+	dirs := []string{bench.DefaultOut, filepath.Join(cfg.DataDir, "bench")}
 	return func() any {
-		r, err := bench.Load(dir)
-		if err != nil {
+		var latest *bench.Result
+		for _, d := range dirs {
+			if r, err := bench.Load(d); err == nil && (latest == nil || r.Timestamp.After(latest.Timestamp)) {
+				latest = r
+			}
+		}
+		if latest == nil {
 			return nil
 		}
-		return r
+		return latest
 	}
 }
