@@ -171,6 +171,7 @@ func (s *Server) SetShuttingDown() { s.shutting.Store(true) }
 func (s *Server) routes() {
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /openapi.yaml", s.openAPI)
 	if s.cfg.Metrics != nil {
 		mh := s.cfg.Metrics.Handler()
 		s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
