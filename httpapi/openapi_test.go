@@ -661,6 +661,11 @@ func TestOpenAPIExchanges(t *testing.T) {
 	run("me, access cookie of a cookie-mode login", req{method: "GET", path: "/v1/me", cookies: []*http.Cookie{access}}, 200, conforms)
 	hy = run("cookie refresh", req{method: "POST", path: "/v1/token", body: "grant_type=refresh_token&delivery=cookie", contentType: form, cookies: []*http.Cookie{refreshCk}, headers: map[string]string{"X-CSRF-Token": hyCSRF}}, 200, conforms)
 	access, refreshCk = cookieOf(hy, secureAccessCookie), cookieOf(hy, secureRefreshCookie)
+	if got := jsonOf(run("CSRF token from the refresh cookie", req{method: "GET", path: "/v1/token/csrf", cookies: []*http.Cookie{refreshCk}}, 200, conforms))["csrf_token"]; got != hyCSRF {
+		t.Fatalf("GET /v1/token/csrf = %v, want the login's CSRF token", got)
+	}
+	run("CSRF token without a refresh cookie", req{method: "GET", path: "/v1/token/csrf"}, 401, conforms)
+	run("CSRF token with two refresh cookies", req{method: "GET", path: "/v1/token/csrf", cookies: []*http.Cookie{refreshCk, refreshCk}}, 400, conforms)
 	run("cookie refresh without CSRF token", req{method: "POST", path: "/v1/token", body: "grant_type=refresh_token&delivery=cookie", contentType: form, cookies: []*http.Cookie{refreshCk}}, 403, conforms)
 	run("cookie refresh without cookie", req{method: "POST", path: "/v1/token", body: "grant_type=refresh_token&delivery=cookie", contentType: form, headers: map[string]string{"X-CSRF-Token": hyCSRF}}, 400, conforms)
 	run("cookie refresh with a refresh_token", req{method: "POST", path: "/v1/token", body: "grant_type=refresh_token&delivery=cookie&refresh_token=" + refreshCk.Value, contentType: form, cookies: []*http.Cookie{refreshCk}, headers: map[string]string{"X-CSRF-Token": hyCSRF}}, 400, breaks)

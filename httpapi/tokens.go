@@ -50,6 +50,18 @@ type TokenConfig struct {
 	// Forward, when set, mints the X-Gatehouse-Token of /v1/verify: a
 	// short-lived JWT with its own audience for upstream services.
 	Forward *token.Issuer
+	// OnKeysChanged, when set, is called after the admin API has rotated
+	// or removed a signing key, before it answers: a server of several
+	// instances tells the others to reload their rings.
+	OnKeysChanged func(ctx context.Context)
+}
+
+// keysChanged calls OnKeysChanged, if any, with a context that the
+// client's leaving does not cancel.
+func (s *Server) keysChanged(r *http.Request) {
+	if f := s.cfg.Tokens.OnKeysChanged; f != nil {
+		f(context.WithoutCancel(r.Context()))
+	}
 }
 
 func (c *TokenConfig) validate() error {
@@ -75,6 +87,7 @@ func (s *Server) tokenRoutes() {
 	s.handle("GET /.well-known/jwks.json", s.jwks)
 	s.handle("GET /.well-known/openid-configuration", s.discovery)
 	s.handle("GET /v1/revocations", s.revocationFeed)
+	s.handle("GET /v1/token/csrf", s.hybridCSRFToken)
 	s.handle("GET /v1/token/families", s.authed(s.listFamilies))
 	s.handle("DELETE /v1/token/families/{id}", s.authed(s.revokeFamily))
 	s.handle("POST /v1/admin/keys/rotate", s.admin(s.rotateKeys))
@@ -494,6 +507,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request, actor string
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
 	}
+	s.keysChanged(r)
 	s.record(r, audit.Event{Type: audit.TypeKeyRotated, ActorID: actor, Reason: kid})
 	writeJSON(w, http.StatusOK, map[string]any{"kid": kid, "signs_from": signsFrom.UTC()})
 	return nil
@@ -511,6 +525,7 @@ func (s *Server) removeKey(w http.ResponseWriter, r *http.Request, actor string)
 	if err != nil {
 		return fmt.Errorf("remove key: %w", err)
 	}
+	s.keysChanged(r)
 	s.record(r, audit.Event{Type: audit.TypeKeyRemoved, ActorID: actor, Reason: kid})
 	noContent(w)
 	return nil
@@ -564,5 +579,29 @@ func (s *Server) revokeFamily(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	s.record(r, audit.Event{Type: audit.TypeTokenRevoked, UserID: p.user.ID, SessionID: fam.ID, Reason: "device_list"})
 	noContent(w)
+	return nil
+}
+
+// hybridCSRFToken is GET /v1/token/csrf: a hybrid-mode browser app that
+// lost its CSRF token (a reload after its access cookie expired) gets it
+// back from its refresh cookie, then refreshes. The answer is readable only
+// by the app's own origin (no CORS), and the refresh cookie is
+// SameSite=Strict and scoped to /v1/token.
+func (s *Server) hybridCSRFToken(w http.ResponseWriter, r *http.Request) error {
+	rt, ok, err := s.refreshFromCookie(r)
+	if err != nil {
+		return badRequest("%s", err.(*oauthError).description)
+	}
+	if !ok {
+		return errUnauthenticated()
+	}
+	fam, err := s.cfg.Tokens.Refresh.FamilyOf(r.Context(), rt)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !fam.Live(s.clock.Now()) {
+		return errInvalidCredential()
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"csrf_token": s.hybridCSRF(fam.ID)})
 	return nil
 }

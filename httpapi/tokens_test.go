@@ -345,12 +345,18 @@ func TestHybridMode(t *testing.T) {
 
 	// Logout in hybrid mode: revoke with the refresh cookie.
 	rc2 := &http.Cookie{Name: "__Secure-gh_refresh", Value: r.cookie("__Secure-gh_refresh").Value}
+	// An app that lost its CSRF token gets it back from the refresh cookie.
+	if got := h.do(req{method: "GET", path: "/v1/token/csrf", cookies: []*http.Cookie{rc2}}).json(t)["csrf_token"]; got != csrfTok {
+		t.Fatalf("GET /v1/token/csrf = %v", got)
+	}
 	ac2 := &http.Cookie{Name: "__Host-gh_access", Value: r.cookie("__Host-gh_access").Value}
 	out := h.do(req{method: "POST", path: "/v1/token/revoke", body: "", contentType: "application/x-www-form-urlencoded", cookies: []*http.Cookie{rc2}, headers: map[string]string{"X-CSRF-Token": csrfTok, "Content-Type": "application/x-www-form-urlencoded"}})
 	if out.StatusCode != 200 {
 		t.Fatalf("hybrid logout: %d %s", out.StatusCode, out.body)
 	}
 	wantProblem(t, h.do(req{method: "GET", path: "/v1/me", cookies: []*http.Cookie{ac2}}), 401, classUnauthorized)
+	// After logout the refresh cookie yields no CSRF token.
+	wantProblem(t, h.do(req{method: "GET", path: "/v1/token/csrf", cookies: []*http.Cookie{rc2}}), 401, classUnauthorized)
 }
 
 func TestForwardAuth(t *testing.T) {

@@ -262,6 +262,11 @@ func TestHybridFlow(t *testing.T) {
 	if me["csrf_token"] != csrf || me["username"] != "hana" || me["auth"].(map[string]any)["mode"] != "cookie-token" {
 		t.Fatalf("me: %v", me)
 	}
+	// A reload after the access cookie expired: the refresh cookie still
+	// yields the CSRF token.
+	if got := want(t, p.do(t, "GET", "/auth/v1/token/csrf", "", "", nil), 200).json(t)["csrf_token"]; got != csrf {
+		t.Fatalf("GET /auth/v1/token/csrf = %v, want the login's CSRF token", got)
+	}
 
 	t.Run("API decisions", func(t *testing.T) {
 		stranger := newPage(t, base)

@@ -51,7 +51,14 @@ async function login(username, password) {
 // this page. It sets both cookies anew.
 async function refresh() {
   if (!csrfToken) {
-    return false;
+    // After a reload later than the access cookie's expiry, /auth/v1/me
+    // cannot give the token back; the refresh cookie (scoped to
+    // /auth/v1/token) can.
+    const r = await fetch('/auth/v1/token/csrf', { credentials: 'same-origin' });
+    if (!r.ok) {
+      return false;
+    }
+    csrfToken = (await r.json()).csrf_token;
   }
   const res = await tokenEndpoint({ grant_type: 'refresh_token', delivery: 'cookie' }, { 'X-CSRF-Token': csrfToken });
   if (!res.ok) {
@@ -86,7 +93,10 @@ async function api(path, init) {
 // whoami asks Gatehouse who is logged in, and takes the CSRF token from
 // the answer (after a reload, the page has no other way to know it).
 async function whoami() {
-  const res = await fetch('/auth/v1/me', { credentials: 'same-origin' });
+  let res = await fetch('/auth/v1/me', { credentials: 'same-origin' });
+  if (res.status === 401 && (await refresh())) {
+    res = await fetch('/auth/v1/me', { credentials: 'same-origin' });
+  }
   if (res.status !== 200) {
     return null;
   }
