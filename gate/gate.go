@@ -383,6 +383,11 @@ func (g *Gate) session(ctx context.Context, value string) (*Principal, session.S
 	if err != nil {
 		return nil, secret, err
 	}
+	// A session created before the user's forced logout is refused even if
+	// a cache of this process still holds it.
+	if sess.CreatedAt.Before(u.RevokedBefore) {
+		return nil, secret, errInvalid
+	}
 	p := newPrincipal(u, ModeSession)
 	p.SessionID = sess.ID
 	return p, secret, nil

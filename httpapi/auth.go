@@ -134,6 +134,13 @@ func (s *Server) authenticateSession(r *http.Request, value string) (*principal,
 		s.cfg.Metrics.Verification(modeSession, "error")
 		return nil, err
 	}
+	// A forced logout deletes the user's sessions; the revoked-before time
+	// also refuses any created earlier that a cache or a racing lookup
+	// still holds.
+	if sess.CreatedAt.Before(u.RevokedBefore) {
+		s.cfg.Metrics.Verification(modeSession, "revoked")
+		return nil, errInvalidCredential()
+	}
 	s.cfg.Metrics.Verification(modeSession, "ok")
 	return &principal{user: u, mode: modeSession, byCookie: true, session: sess, secret: secret, srv: s}, nil
 }
@@ -245,7 +252,7 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(hops[i])
+		a, err := parseHop(hops[i])
 		if err != nil {
 			return peer
 		}
@@ -255,6 +262,19 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// parseHop parses one X-Forwarded-For hop: an address, or an address with a
+// port ("192.0.2.1:4711", "[2001:db8::1]:4711"), as some proxies write it.
+func parseHop(h string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(h)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }
 
 func peerAddr(remote string) netip.Addr {

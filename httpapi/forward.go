@@ -16,15 +16,21 @@ const (
 	headerToken    = "X-Gatehouse-Token"
 )
 
-// originalMethod is the method of the request a gateway is asking about:
-// X-Forwarded-Method (Caddy, Traefik) or X-Original-Method (the nginx
-// ingress convention). nginx's auth_request sends neither unless told to:
-// docs/gateways.md shows the line that adds it.
-func originalMethod(r *http.Request) string {
-	if m := r.Header.Get("X-Forwarded-Method"); m != "" {
-		return m
+// originalUnsafe reports whether the request a gateway is asking about
+// may change state: X-Forwarded-Method (Caddy, Traefik) or
+// X-Original-Method (the nginx ingress convention) names an unsafe method.
+// Either one suffices, so that a client adding the other header with a safe
+// method cannot hide the real one. nginx's auth_request sends neither unless
+// told to: docs/gateways.md shows the line that adds it.
+func originalUnsafe(r *http.Request) bool {
+	for _, h := range []string{"X-Forwarded-Method", "X-Original-Method"} {
+		for _, m := range r.Header.Values(h) {
+			if csrf.Unsafe(m) {
+				return true
+			}
+		}
 	}
-	return r.Header.Get("X-Original-Method")
+	return false
 }
 
 // forwardAuth is GET/HEAD /v1/verify for nginx auth_request, Caddy
@@ -39,7 +45,7 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) error {
 	if p == nil {
 		return errUnauthenticated()
 	}
-	if m := originalMethod(r); m != "" && p.byCookie && csrf.Unsafe(m) && !p.validCSRF(r) {
+	if p.byCookie && originalUnsafe(r) && !p.validCSRF(r) {
 		return problemf(http.StatusForbidden, classCSRF, "The %s header is missing or does not match.", csrf.HeaderName)
 	}
 	h := w.Header()

@@ -49,25 +49,26 @@ type attempt struct {
 }
 
 // beginAttempt reserves a login attempt, or answers 429 with the longer
-// wait when either limiter refuses. A username that cannot be normalised is
-// throttled under its raw form: it can never log in, but it must not be a
-// free oracle either.
+// wait when either limiter refuses. A username that cannot be normalised can
+// never log in: it is throttled by address only, so that junk names cannot
+// fill the per-account limiter.
 func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error) {
 	a := &attempt{s: s, r: r, ipKey: throttle.IPKey(s.clientIP(r))}
 	if n, err := account.NormalizeUsername(username); err == nil {
 		a.normalisedUsername = n
 		a.accountKey = throttle.AccountKey(n)
-	} else {
-		a.accountKey = throttle.AccountKey(username)
 	}
 	ctx := r.Context()
-	waitA, err := s.cfg.AccountLimiter.Check(ctx, a.accountKey)
-	if err != nil {
-		return nil, err
+	var waitA time.Duration
+	if a.accountKey != "" {
+		var err error
+		if waitA, err = s.cfg.AccountLimiter.Check(ctx, a.accountKey); err != nil {
+			return nil, err
+		}
 	}
 	waitI, err := s.cfg.IPLimiter.Check(ctx, a.ipKey)
 	if err != nil {
-		if waitA == 0 {
+		if waitA == 0 && a.accountKey != "" {
 			_ = s.cfg.AccountLimiter.Release(ctx, a.accountKey)
 		}
 		return nil, err
@@ -75,7 +76,7 @@ func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error
 	if waitA == 0 && waitI == 0 {
 		return a, nil
 	}
-	if waitA == 0 {
+	if waitA == 0 && a.accountKey != "" {
 		_ = s.cfg.AccountLimiter.Release(ctx, a.accountKey)
 	}
 	if waitI == 0 {
@@ -88,7 +89,11 @@ func (s *Server) beginAttempt(r *http.Request, username string) (*attempt, error
 // fail counts a wrong password against the account and the address.
 func (a *attempt) fail() error {
 	ctx := context.WithoutCancel(a.r.Context())
-	return errors.Join(a.s.cfg.AccountLimiter.Failure(ctx, a.accountKey), a.s.cfg.IPLimiter.Failure(ctx, a.ipKey))
+	var errA error
+	if a.accountKey != "" {
+		errA = a.s.cfg.AccountLimiter.Failure(ctx, a.accountKey)
+	}
+	return errors.Join(errA, a.s.cfg.IPLimiter.Failure(ctx, a.ipKey))
 }
 
 // succeed clears the account's failures; the address keeps its count, so
@@ -102,8 +107,24 @@ func (a *attempt) succeed() error {
 // abandon ends an attempt whose password was not checked.
 func (a *attempt) abandon() {
 	ctx := context.WithoutCancel(a.r.Context())
-	_ = a.s.cfg.AccountLimiter.Release(ctx, a.accountKey)
+	if a.accountKey != "" {
+		_ = a.s.cfg.AccountLimiter.Release(ctx, a.accountKey)
+	}
 	_ = a.s.cfg.IPLimiter.Release(ctx, a.ipKey)
+}
+
+// knownUsername is the username to record in the audit for a login attempt:
+// the account's, when one exists, and nothing otherwise, so that a password
+// typed into the username field never reaches a log line.
+func (s *Server) knownUsername(ctx context.Context, a *attempt) (userID, username string) {
+	if a.normalisedUsername == "" {
+		return "", ""
+	}
+	u, err := s.cfg.Accounts.UserByUsername(ctx, a.normalisedUsername)
+	if err != nil {
+		return "", ""
+	}
+	return u.ID, u.Username
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -122,15 +143,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if ae, ok := err.(*apiError); ok && ae.status == http.StatusTooManyRequests {
 			s.cfg.Metrics.Login(modeSession, "throttled")
-			n, _ := account.NormalizeUsername(req.Username)
-			s.record(r, audit.Event{Type: audit.TypeLoginThrottled, Username: n})
+			s.recordThrottled(r, req.Username)
 		}
 		return err
 	}
 	u, err := s.cfg.Accounts.Authenticate(ctx, req.Username, req.Password)
 	if errors.Is(err, account.ErrBadCredentials) {
 		s.cfg.Metrics.Login(modeSession, "failure")
-		s.record(r, audit.Event{Type: audit.TypeLoginFailure, Username: at.normalisedUsername, Reason: "bad_credentials"})
+		uid, name := s.knownUsername(ctx, at)
+		s.record(r, audit.Event{Type: audit.TypeLoginFailure, UserID: uid, Username: name, Reason: "bad_credentials"})
 		if err := at.fail(); err != nil {
 			return err
 		}
@@ -249,4 +270,16 @@ func (s *Server) revokeSessions(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	noContent(w)
 	return nil
+}
+
+// recordThrottled audits a throttled login, naming the account only when
+// it exists.
+func (s *Server) recordThrottled(r *http.Request, username string) {
+	var uid, name string
+	if n, err := account.NormalizeUsername(username); err == nil {
+		if u, err := s.cfg.Accounts.UserByUsername(r.Context(), n); err == nil {
+			uid, name = u.ID, u.Username
+		}
+	}
+	s.record(r, audit.Event{Type: audit.TypeLoginThrottled, UserID: uid, Username: name})
 }

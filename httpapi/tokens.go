@@ -185,8 +185,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, req *oaut
 	if err != nil {
 		if ae, ok := err.(*apiError); ok && ae.status == http.StatusTooManyRequests {
 			s.cfg.Metrics.Login(mode, "throttled")
-			n, _ := account.NormalizeUsername(req.Username)
-			s.record(r, audit.Event{Type: audit.TypeLoginThrottled, Username: n})
+			s.recordThrottled(r, req.Username)
 			return &oauthError{status: http.StatusTooManyRequests, code: "too_many_requests", description: ae.detail, retryAfter: ae.retryAfter}
 		}
 		return err
@@ -194,7 +193,8 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, req *oaut
 	u, err := s.cfg.Accounts.Authenticate(ctx, req.Username, req.Password)
 	if errors.Is(err, account.ErrBadCredentials) {
 		s.cfg.Metrics.Login(mode, "failure")
-		s.record(r, audit.Event{Type: audit.TypeLoginFailure, Username: at.normalisedUsername, Reason: "bad_credentials"})
+		uid, name := s.knownUsername(ctx, at)
+		s.record(r, audit.Event{Type: audit.TypeLoginFailure, UserID: uid, Username: name, Reason: "bad_credentials"})
 		if err := at.fail(); err != nil {
 			return err
 		}
@@ -233,7 +233,7 @@ func (s *Server) issuePair(w http.ResponseWriter, r *http.Request, u *account.Us
 	w.Header().Set("Pragma", "no-cache")
 	if cookieMode {
 		http.SetCookie(w, s.accessCookie(raw, expiresIn))
-		http.SetCookie(w, s.refreshCookie(rt, int(s.cfg.Tokens.RefreshLifetime/time.Second)))
+		http.SetCookie(w, s.refreshCookie(rt, int(fam.ExpiresAt.Sub(s.clock.Now())/time.Second)))
 		writeJSON(w, http.StatusOK, map[string]any{"expires_in": expiresIn, "csrf_token": s.hybridCSRF(fam.ID)})
 		return nil
 	}

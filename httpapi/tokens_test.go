@@ -380,6 +380,8 @@ func TestForwardAuth(t *testing.T) {
 		{"bad bearer", req{method: "GET", path: "/v1/verify", headers: map[string]string{"Authorization": "Bearer x.y.z"}}, 401, ""},
 		{"unsafe original method without CSRF", req{method: "GET", path: "/v1/verify", cookies: []*http.Cookie{sess.cookie}, headers: map[string]string{"X-Forwarded-Method": "POST"}}, 403, ""},
 		{"unsafe original method with CSRF", req{method: "GET", path: "/v1/verify", cookies: []*http.Cookie{sess.cookie}, headers: map[string]string{"X-Forwarded-Method": "POST", "X-CSRF-Token": sess.csrf}}, 200, "session"},
+		{"unsafe X-Original-Method without CSRF", req{method: "GET", path: "/v1/verify", cookies: []*http.Cookie{sess.cookie}, headers: map[string]string{"X-Original-Method": "DELETE"}}, 403, ""},
+		{"unsafe X-Original-Method hidden behind a safe X-Forwarded-Method", req{method: "GET", path: "/v1/verify", cookies: []*http.Cookie{sess.cookie}, headers: map[string]string{"X-Original-Method": "POST", "X-Forwarded-Method": "GET"}}, 403, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,9 @@ import (
 func TestDecide(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	fam := Family{ID: "f", UserID: "u", CreatedAt: t0, IdleExpiresAt: t0.Add(14 * 24 * time.Hour), ExpiresAt: t0.Add(30 * 24 * time.Hour)}
-	cur := Token{Hash: []byte("cur"), FamilyID: "f", Generation: 3, IdleExpiresAt: t0.Add(14 * 24 * time.Hour)}
+	cur := Token{Hash: []byte("cur"), FamilyID: "f", Generation: 3, ParentHash: []byte("parent"), IdleExpiresAt: t0.Add(14 * 24 * time.Hour)}
+	first := cur
+	first.ParentHash = nil
 	rotated := cur
 	rotated.RotatedAt, rotated.Children = t0, 1
 	req := func(at time.Time, grace time.Duration) RotateRequest {
@@ -31,6 +33,7 @@ func TestDecide(t *testing.T) {
 		mint, revoke bool
 	}{
 		{"current token rotates", fam, cur, req(t0, 10*time.Second), OutcomeRotated, true, false},
+		{"first token of a family rotates (no siblings)", fam, first, req(t0, 10*time.Second), OutcomeRotated, true, false},
 		{"revoked family", revoked, cur, req(t0.Add(time.Second), 10*time.Second), OutcomeRevoked, false, false},
 		{"expired family", expired, cur, req(t0, 10*time.Second), OutcomeExpired, false, false},
 		{"idle-expired token", fam, idleTok, req(t0, 10*time.Second), OutcomeExpired, false, false},
@@ -44,6 +47,9 @@ func TestDecide(t *testing.T) {
 			d := Decide(tc.fam, tc.tok, tc.r)
 			if d.Outcome != tc.want || d.Mint != tc.mint || d.Revoke != tc.revoke {
 				t.Fatalf("Decide = %v mint=%v revoke=%v, want %v mint=%v revoke=%v", d.Outcome, d.Mint, d.Revoke, tc.want, tc.mint, tc.revoke)
+			}
+			if want := tc.want == OutcomeRotated && len(tc.tok.ParentHash) > 0; d.RetireSiblings != want {
+				t.Fatalf("RetireSiblings = %v, want %v", d.RetireSiblings, want)
 			}
 			switch {
 			case d.Mint:

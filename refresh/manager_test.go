@@ -449,16 +449,24 @@ func TestRefreshGraceParallel(t *testing.T) {
 		t.Fatal("family not live after the parallel refreshes")
 	}
 
-	// Each new token rotates normally, and its successor too.
+	// The client keeps one of the new tokens (a browser's cookie jar keeps
+	// the last Set-Cookie) and rotates it normally; that retires its
+	// siblings, which the other tabs may still present within the grace
+	// period (a pair of the same family), not after.
 	e.clock.Advance(time.Minute)
-	var latest []string
-	for i, r := range results {
+	next, _, out, err := e.m.Rotate(e.ctx, results[0].next)
+	if err != nil || out != refresh.OutcomeRotated {
+		t.Fatalf("rotating the kept token: outcome %v, error %v", out, err)
+	}
+	latest := []string{next}
+	for i, r := range results[1:] {
 		next, _, out, err := e.m.Rotate(e.ctx, r.next)
-		if err != nil || out != refresh.OutcomeRotated {
-			t.Fatalf("rotating new token %d: outcome %v, error %v", i, out, err)
+		if err != nil || out != refresh.OutcomeGraceReplay {
+			t.Fatalf("a retired sibling %d within the grace period: outcome %v, error %v; want a grace replay", i+1, out, err)
 		}
 		latest = append(latest, next)
 	}
+	e.clock.Advance(time.Minute)
 
 	// The original, presented after the grace window, is reuse: the family
 	// dies and every token of it fails.

@@ -34,8 +34,15 @@
 //   - A rotated token presented again less than Grace after it was rotated
 //     (now < RotatedAt + Grace) answers with a new token of the same family: a
 //     sibling of the one minted by the rotation, a child of the presented
-//     token with the same generation. The presented token stays rotated; each
-//     sibling rotates independently afterwards, like any current token.
+//     token with the same generation. The presented token stays rotated.
+//   - Siblings are branches of one login, and only one may live on: when
+//     any of them rotates, every other unrotated child of the same parent
+//     is retired (rotated at that moment). A retired sibling presented
+//     within Grace of its retirement is again a grace replay; after that it
+//     is reuse. A browser's tabs share one cookie jar and an app keeps one
+//     token, so the retired siblings are simply never presented again; a
+//     client that kept two of them (separate storage per tab) loses the
+//     login at the second one's next refresh.
 //   - At most MaxSiblings siblings are minted from one rotated token. One
 //     presentation more within the grace period is reuse.
 //   - From RotatedAt + Grace on (the bound is exclusive), presenting the
@@ -49,7 +56,10 @@
 // Every grace presentation is reported to the caller (OutcomeGraceReplay) so
 // that it can be audited. The price of the rule is that a thief who presents
 // a stolen token within Grace of its rotation gets a working token without
-// killing the family; Grace is therefore short (default 10 s, at most 60 s).
+// killing the family, until either branch next rotates: from then on the
+// other branch's next refresh is reuse and ends the login for both, which
+// is what reuse detection is for. Grace is short (default 10 s, at most
+// 60 s).
 //
 // # Decisions, in order
 //
@@ -60,7 +70,7 @@
 //  3. family past its absolute expiry, or every token of it idle-expired:
 //     OutcomeExpired;
 //  4. token current: if it has idle-expired, OutcomeExpired; otherwise it is
-//     rotated (OutcomeRotated);
+//     rotated (OutcomeRotated) and its unrotated siblings are retired;
 //  5. token rotated, within Grace of its rotation: if it has idle-expired,
 //     OutcomeExpired; if MaxSiblings siblings were already minted from it,
 //     reuse; otherwise a sibling is minted (OutcomeGraceReplay);

@@ -10,13 +10,21 @@ import (
 	"github.com/gatehouse-auth/gatehouse/internal/clock"
 )
 
-// MaxKeys is how many keys a Memory limiter tracks at once. Beyond it, the
-// keys with the least recent activity are forgotten first: keys whose
-// failures have all left the window (they would be forgotten anyway), then
-// the oldest live ones. Forgetting a live key resets its count, so the bound
-// is large enough that flushing a victim's key out would take an attacker
-// more attempts than the per-address policy lets one client make.
+// MaxKeys is how many keys a Memory limiter tracks at once. Beyond it, a
+// new key may only replace one that no longer matters or matters least:
+// a key whose failures have all left the window, or, among the least
+// recently active, one still within its free allowance with no attempt in
+// flight. A key being throttled is never forgotten to make room: when no
+// key can go, the new key's attempt is refused (fail closed) rather than
+// letting an attacker flush a victim's count out by flooding new keys.
 const MaxKeys = 100_000
+
+// evictScan bounds how many of the least recently active keys a full shard
+// examines for one that may be replaced.
+const evictScan = 32
+
+// fullWait is the wait answered when a full limiter cannot track a new key.
+const fullWait = time.Minute
 
 // maxInFlight bounds the attempts reserved at once for one key; it bounds
 // memory per key, and no honest client needs more concurrent logins.
@@ -132,7 +140,9 @@ func (m *Memory) Check(_ context.Context, key string) (time.Duration, error) {
 			return time.Duration(wait), nil
 		}
 	} else {
-		e = s.insert(key, m.slot(now), now, m.dead)
+		if e = s.insert(key, m.slot(now), now, m.dead, m.expendable); e == nil {
+			return fullWait, nil
+		}
 	}
 	e.pending = append(e.pending, now)
 	e.last = now
@@ -154,7 +164,9 @@ func (m *Memory) Failure(_ context.Context, key string) error {
 	if e != nil {
 		m.refresh(e, now)
 	} else {
-		e = s.insert(key, m.slot(now), now, m.dead)
+		if e = s.insert(key, m.slot(now), now, m.dead, m.expendable); e == nil {
+			return nil // full of throttled keys; its attempts are refused anyway
+		}
 	}
 	e.dropReservation()
 	if i := index(e.head); e.slots[i] < ^uint32(0) {
@@ -241,6 +253,14 @@ func (m *Memory) refresh(e *entry, now int64) {
 	e.pending = slices.DeleteFunc(e.pending, func(t int64) bool { return now-t >= hold })
 }
 
+// expendable reports whether e may be forgotten to make room: dead, or
+// within the free allowance with no attempt in flight (forgetting it can
+// only cost its owner nothing, since the backoff starts after Free). It
+// refreshes e.
+func (m *Memory) expendable(e *entry, now int64) bool {
+	return m.dead(e, now) || e.failures < m.policy.Free && len(e.pending) == 0
+}
+
 // dead reports whether e no longer affects any decision at now. It
 // refreshes e.
 func (m *Memory) dead(e *entry, now int64) bool {
@@ -319,7 +339,7 @@ func (e *entry) dropReservation() {
 // insert adds a new entry for key at slot head, making room first: dead
 // entries at the old end of the recency list are removed, and when the
 // shard is still full its least recently active entry is evicted.
-func (s *shard) insert(key string, head, now int64, dead func(*entry, int64) bool) *entry {
+func (s *shard) insert(key string, head, now int64, dead, expendable func(*entry, int64) bool) *entry {
 	for range 2 {
 		if s.oldest == nil || !dead(s.oldest, now) {
 			break
@@ -327,7 +347,14 @@ func (s *shard) insert(key string, head, now int64, dead func(*entry, int64) boo
 		s.remove(s.oldest)
 	}
 	if len(s.entries) >= s.limit {
-		s.remove(s.oldest)
+		victim := s.oldest
+		for i := 0; victim != nil && i < evictScan && !expendable(victim, now); i++ {
+			victim = victim.newer
+		}
+		if victim == nil || !expendable(victim, now) {
+			return nil
+		}
+		s.remove(victim)
 	}
 	e := &entry{key: key, head: head}
 	s.entries[key] = e

@@ -69,20 +69,43 @@ func TestMemoryEviction(t *testing.T) {
 			t.Fatalf("%d keys tracked, want between 32 and 64", n)
 		}
 	})
-	t.Run("least recently failed goes first", func(t *testing.T) {
+	t.Run("a throttled key is never forgotten: a full limiter refuses new keys", func(t *testing.T) {
 		c := clock.NewFake(start)
 		m := newMemory(c, testPolicy, 3, 1)
 		for _, k := range []string{"a", "b", "c"} {
 			c.Advance(time.Second)
-			for range 3 {
+			for range 3 { // Free is 3: each key is now throttled
 				if err := m.Failure(ctx, k); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		// "a" fails again: "b" is now the least recently failed.
-		if err := m.Failure(ctx, "a"); err != nil {
+		if err := m.Failure(ctx, "d"); err != nil {
 			t.Fatal(err)
+		}
+		for k, want := range map[string]bool{"a": true, "b": true, "c": true, "d": false} {
+			if got := m.tracked(k); got != want {
+				t.Errorf("key %q tracked = %v, want %v", k, got, want)
+			}
+		}
+		if wait, _ := m.Check(ctx, "d"); wait != fullWait {
+			t.Errorf("Check(d) on a full limiter = %v, want %v (fail closed)", wait, fullWait)
+		}
+	})
+	t.Run("a key within its free allowance makes room", func(t *testing.T) {
+		c := clock.NewFake(start)
+		m := newMemory(c, testPolicy, 3, 1)
+		for _, k := range []string{"a", "b", "c"} {
+			c.Advance(time.Second)
+			n := 3
+			if k == "b" {
+				n = 1 // within the free allowance: expendable
+			}
+			for range n {
+				if err := m.Failure(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 		if err := m.Failure(ctx, "d"); err != nil {
 			t.Fatal(err)
@@ -91,12 +114,6 @@ func TestMemoryEviction(t *testing.T) {
 			if got := m.tracked(k); got != want {
 				t.Errorf("key %q tracked = %v, want %v", k, got, want)
 			}
-		}
-		if wait, _ := m.Check(ctx, "c"); wait != time.Second {
-			t.Errorf("Check(c) = %v, want 1s", wait)
-		}
-		if wait, _ := m.Check(ctx, "b"); wait != 0 {
-			t.Errorf("Check(b) = %v, want 0 (forgotten)", wait)
 		}
 	})
 	t.Run("expired entries go before live ones", func(t *testing.T) {

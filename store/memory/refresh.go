@@ -110,6 +110,14 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (refresh.
 		s.addToken(&child)
 		res.Minted = *cloneRefreshToken(&child)
 		*tok, *fam = d.Presented, d.Family
+		if d.RetireSiblings {
+			for h := range s.famTokens[fam.ID] {
+				sib := s.tokens[h]
+				if sib != tok && sib.RotatedAt.IsZero() && bytes.Equal(sib.ParentHash, tok.ParentHash) {
+					sib.RotatedAt = r.Now
+				}
+			}
+		}
 	case d.Revoke:
 		*fam = d.Family
 	}

@@ -80,7 +80,11 @@ const (
 	// useFamilySQL records a token minted at $1 with idle expiry $2 in the
 	// family $3; the family's idle expiry never moves backwards (GREATEST
 	// ignores NULL).
-	useFamilySQL   = `UPDATE refresh_families SET last_used_at = $1, idle_expires_at = GREATEST(idle_expires_at, $2) WHERE id = $3`
+	useFamilySQL = `UPDATE refresh_families SET last_used_at = $1, idle_expires_at = GREATEST(idle_expires_at, $2) WHERE id = $3`
+	// retireSiblingsSQL marks rotated at ?1 the unrotated children of the
+	// parent ?3 in family ?2 but the token ?4 (see refresh.Decision).
+	retireSiblingsSQL = `UPDATE refresh_tokens SET rotated_at = $1
+		WHERE family_id = $2 AND parent_hash = $3 AND hash <> $4 AND rotated_at IS NULL`
 	reuseFamilySQL = `UPDATE refresh_families SET revoked_at = $1 WHERE id = $2`
 )
 
@@ -200,6 +204,9 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (_ refres
 			return refresh.RotateResult{}, fmt.Errorf("postgres: rotate refresh token: %w", err)
 		}
 		b.Queue(useFamilySQL, nowN, idleN, fam.ID)
+		if d.RetireSiblings {
+			b.Queue(retireSiblingsSQL, nowN, fam.ID, tok.ParentHash, r.Presented)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return refresh.RotateResult{}, insertErr("rotate refresh token: mint", err)
 		}

@@ -42,6 +42,7 @@ func TestRefresh(t *testing.T, open func(t *testing.T, c clock.Clock) refresh.St
 		{"Copies", testRefreshCopies},
 		{"ConcurrentGrace", testRefreshConcurrentGrace},
 		{"ConcurrentReuse", testRefreshConcurrentReuse},
+		{"SiblingRotationRetiresBranches", testRefreshRetireSiblings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -686,5 +687,36 @@ func testRefreshConcurrentReuse(t *testing.T, s refresh.Store, c *clock.Fake) {
 	}
 	if got := rfMustFamily(t, s, f.ID); got.RevokedAt.IsZero() {
 		t.Errorf("family not revoked after reuse")
+	}
+}
+
+// testRefreshRetireSiblings: a grace replay mints a sibling; when either
+// branch rotates, the other is retired (rotated now): within the grace it
+// still answers as a replay, after it is reuse and the family dies. A
+// branch minted from a replayed (stolen) token cannot live on undetected.
+func testRefreshRetireSiblings(t *testing.T, s refresh.Store, c *clock.Fake) {
+	f, t0 := rfNewFamily(t, c, "u-sib")
+	rfMustCreate(t, s, f, t0)
+	r1 := rfRotate(t, s, c, t0.Hash) // the client: T0 → T1
+	if r1.Outcome != refresh.OutcomeRotated {
+		t.Fatalf("T0: %v", r1.Outcome)
+	}
+	c.Advance(time.Second)
+	rs := rfRotate(t, s, c, t0.Hash) // a replay of T0 within grace: S1
+	if rs.Outcome != refresh.OutcomeGraceReplay {
+		t.Fatalf("replay of T0: %v", rs.Outcome)
+	}
+	c.Advance(rfGrace)
+	r2 := rfRotate(t, s, c, rs.Minted.Hash) // the S1 branch rotates first: S1 → S2
+	if r2.Outcome != refresh.OutcomeRotated {
+		t.Fatalf("S1: %v", r2.Outcome)
+	}
+	c.Advance(rfGrace + time.Second)
+	r3 := rfRotate(t, s, c, r1.Minted.Hash) // T1, retired when S1 rotated
+	if r3.Outcome != refresh.OutcomeReuse || r3.Family.RevokedAt.IsZero() {
+		t.Fatalf("T1 after its sibling rotated: %v, family revoked at %v; want reuse", r3.Outcome, r3.Family.RevokedAt)
+	}
+	if got := rfRotate(t, s, c, r2.Minted.Hash); got.Outcome != refresh.OutcomeRevoked {
+		t.Fatalf("S2 after the reuse: %v, want revoked", got.Outcome)
 	}
 }
