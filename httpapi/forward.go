@@ -25,7 +25,7 @@ const (
 func originalUnsafe(r *http.Request) bool {
 	for _, h := range []string{"X-Forwarded-Method", "X-Original-Method"} {
 		for _, m := range r.Header.Values(h) {
-			if csrf.Unsafe(m) {
+			if m != "" && csrf.Unsafe(m) {
 				return true
 			}
 		}

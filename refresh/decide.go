@@ -17,12 +17,12 @@ type Decision struct {
 	// Child.IdleExpiresAt if later.
 	Mint  bool
 	Child Token
-	// RetireSiblings: set RotatedAt to Now on every other child of the
-	// presented token's parent that has not rotated (the siblings a grace
-	// replay minted). From then on each gets the grace period and then
-	// counts as reuse, so a branch minted from a replayed token cannot live
-	// on undetected: whichever branch rotates first retires the others.
-	RetireSiblings bool
+	// RetireOthers: set RotatedAt to Now on every other unrotated token of
+	// the family (but Child): the branches that grace replays minted. From
+	// then on each gets the grace period and then counts as reuse, so a
+	// branch minted from a replayed token cannot live on undetected:
+	// whichever branch rotates first retires all the others.
+	RetireOthers bool
 	// Revoke: set the family's RevokedAt to Now (reuse detected).
 	Revoke bool
 	// Family and Presented are the family and the presented token as they
@@ -37,8 +37,8 @@ type Decision struct {
 //   - a revoked family: OutcomeRevoked; an expired family (absolute or
 //     idle): OutcomeExpired;
 //   - a current token: OutcomeExpired past its idle expiry, else
-//     OutcomeRotated, a child is minted and the token's unrotated siblings
-//     are retired (rotated now);
+//     OutcomeRotated, a child is minted and every other unrotated token of
+//     the family is retired (rotated now);
 //   - a token rotated less than r.Grace ago (Grace > 0): OutcomeExpired
 //     past its idle expiry; OutcomeReuse (family revoked) when it already
 //     has MaxSiblings siblings; else OutcomeGraceReplay and a sibling is
@@ -59,8 +59,7 @@ func Decide(fam Family, tok Token, r RotateRequest) Decision {
 			d.Outcome = OutcomeExpired
 			break
 		}
-		d.Outcome, d.Mint = OutcomeRotated, true
-		d.RetireSiblings = len(tok.ParentHash) > 0
+		d.Outcome, d.Mint, d.RetireOthers = OutcomeRotated, true, true
 	case r.Grace > 0 && now.Before(tok.RotatedAt.Add(r.Grace)):
 		switch {
 		case !now.Before(tok.IdleExpiresAt):

@@ -33,7 +33,7 @@ func TestDecide(t *testing.T) {
 		mint, revoke bool
 	}{
 		{"current token rotates", fam, cur, req(t0, 10*time.Second), OutcomeRotated, true, false},
-		{"first token of a family rotates (no siblings)", fam, first, req(t0, 10*time.Second), OutcomeRotated, true, false},
+		{"first token of a family rotates", fam, first, req(t0, 10*time.Second), OutcomeRotated, true, false},
 		{"revoked family", revoked, cur, req(t0.Add(time.Second), 10*time.Second), OutcomeRevoked, false, false},
 		{"expired family", expired, cur, req(t0, 10*time.Second), OutcomeExpired, false, false},
 		{"idle-expired token", fam, idleTok, req(t0, 10*time.Second), OutcomeExpired, false, false},
@@ -48,8 +48,8 @@ func TestDecide(t *testing.T) {
 			if d.Outcome != tc.want || d.Mint != tc.mint || d.Revoke != tc.revoke {
 				t.Fatalf("Decide = %v mint=%v revoke=%v, want %v mint=%v revoke=%v", d.Outcome, d.Mint, d.Revoke, tc.want, tc.mint, tc.revoke)
 			}
-			if want := tc.want == OutcomeRotated && len(tc.tok.ParentHash) > 0; d.RetireSiblings != want {
-				t.Fatalf("RetireSiblings = %v, want %v", d.RetireSiblings, want)
+			if want := tc.want == OutcomeRotated; d.RetireOthers != want {
+				t.Fatalf("RetireOthers = %v, want %v", d.RetireOthers, want)
 			}
 			switch {
 			case d.Mint:

@@ -36,8 +36,8 @@
 //     sibling of the one minted by the rotation, a child of the presented
 //     token with the same generation. The presented token stays rotated.
 //   - Siblings are branches of one login, and only one may live on: when
-//     any of them rotates, every other unrotated child of the same parent
-//     is retired (rotated at that moment). A retired sibling presented
+//     any token rotates, every other unrotated token of the family is
+//     retired (rotated at that moment). A retired sibling presented
 //     within Grace of its retirement is again a grace replay; after that it
 //     is reuse. A browser's tabs share one cookie jar and an app keeps one
 //     token, so the retired siblings are simply never presented again; a
@@ -70,7 +70,8 @@
 //  3. family past its absolute expiry, or every token of it idle-expired:
 //     OutcomeExpired;
 //  4. token current: if it has idle-expired, OutcomeExpired; otherwise it is
-//     rotated (OutcomeRotated) and its unrotated siblings are retired;
+//     rotated (OutcomeRotated) and every other unrotated token of the family
+//     is retired;
 //  5. token rotated, within Grace of its rotation: if it has idle-expired,
 //     OutcomeExpired; if MaxSiblings siblings were already minted from it,
 //     reuse; otherwise a sibling is minted (OutcomeGraceReplay);

@@ -348,7 +348,7 @@ func (s *shard) insert(key string, head, now int64, dead, expendable func(*entry
 	}
 	if len(s.entries) >= s.limit {
 		victim := s.oldest
-		for i := 0; victim != nil && i < evictScan && !expendable(victim, now); i++ {
+		for i := 1; victim != nil && i < evictScan && !expendable(victim, now); i++ {
 			victim = victim.newer
 		}
 		if victim == nil || !expendable(victim, now) {

@@ -110,11 +110,11 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (refresh.
 		s.addToken(&child)
 		res.Minted = *cloneRefreshToken(&child)
 		*tok, *fam = d.Presented, d.Family
-		if d.RetireSiblings {
+		if d.RetireOthers {
 			for h := range s.famTokens[fam.ID] {
-				sib := s.tokens[h]
-				if sib != tok && sib.RotatedAt.IsZero() && bytes.Equal(sib.ParentHash, tok.ParentHash) {
-					sib.RotatedAt = r.Now
+				other := s.tokens[h]
+				if other != tok && other.RotatedAt.IsZero() && !bytes.Equal(other.Hash, child.Hash) {
+					other.RotatedAt = r.Now
 				}
 			}
 		}

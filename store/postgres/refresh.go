@@ -81,10 +81,11 @@ const (
 	// family $3; the family's idle expiry never moves backwards (GREATEST
 	// ignores NULL).
 	useFamilySQL = `UPDATE refresh_families SET last_used_at = $1, idle_expires_at = GREATEST(idle_expires_at, $2) WHERE id = $3`
-	// retireSiblingsSQL marks rotated at ?1 the unrotated children of the
-	// parent ?3 in family ?2 but the token ?4 (see refresh.Decision).
-	retireSiblingsSQL = `UPDATE refresh_tokens SET rotated_at = $1
-		WHERE family_id = $2 AND parent_hash = $3 AND hash <> $4 AND rotated_at IS NULL`
+	// retireOthersSQL marks rotated at $1 every unrotated token of family $2
+	// but the new child $3 (see refresh.Decision); the presented token is
+	// already marked.
+	retireOthersSQL = `UPDATE refresh_tokens SET rotated_at = $1
+		WHERE family_id = $2 AND hash <> $3 AND rotated_at IS NULL`
 	reuseFamilySQL = `UPDATE refresh_families SET revoked_at = $1 WHERE id = $2`
 )
 
@@ -204,8 +205,8 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (_ refres
 			return refresh.RotateResult{}, fmt.Errorf("postgres: rotate refresh token: %w", err)
 		}
 		b.Queue(useFamilySQL, nowN, idleN, fam.ID)
-		if d.RetireSiblings {
-			b.Queue(retireSiblingsSQL, nowN, fam.ID, tok.ParentHash, r.Presented)
+		if d.RetireOthers {
+			b.Queue(retireOthersSQL, nowN, fam.ID, child.Hash)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return refresh.RotateResult{}, insertErr("rotate refresh token: mint", err)

@@ -72,10 +72,11 @@ const (
 	useFamilySQL = `UPDATE refresh_families SET last_used_at = ?1,
 		idle_expires_at = CASE WHEN idle_expires_at IS NULL OR idle_expires_at < ?2 THEN ?2 ELSE idle_expires_at END
 		WHERE id = ?3`
-	// retireSiblingsSQL marks rotated at ?1 the unrotated children of the
-	// parent ?3 in family ?2 but the token ?4 (see refresh.Decision).
-	retireSiblingsSQL = `UPDATE refresh_tokens SET rotated_at = ?1
-		WHERE family_id = ?2 AND parent_hash = ?3 AND hash <> ?4 AND rotated_at IS NULL`
+	// retireOthersSQL marks rotated at ?1 every unrotated token of family ?2
+	// but the new child ?3 (see refresh.Decision); the presented token is
+	// already marked.
+	retireOthersSQL = `UPDATE refresh_tokens SET rotated_at = ?1
+		WHERE family_id = ?2 AND hash <> ?3 AND rotated_at IS NULL`
 	reuseFamilySQL = `UPDATE refresh_families SET revoked_at = ?1 WHERE id = ?2`
 )
 
@@ -240,9 +241,9 @@ func (s *Refresh) Rotate(ctx context.Context, r refresh.RotateRequest) (_ refres
 		if _, err := tx.ExecContext(ctx, useFamilySQL, nowN, idleN, fam.ID); err != nil {
 			return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: %w", err)
 		}
-		if d.RetireSiblings {
-			if _, err := tx.ExecContext(ctx, retireSiblingsSQL, nowN, fam.ID, tok.ParentHash, r.Presented); err != nil {
-				return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: retire siblings: %w", err)
+		if d.RetireOthers {
+			if _, err := tx.ExecContext(ctx, retireOthersSQL, nowN, fam.ID, child.Hash); err != nil {
+				return refresh.RotateResult{}, fmt.Errorf("sqlite: rotate refresh token: retire other branches: %w", err)
 			}
 		}
 		res.Minted = child

@@ -690,33 +690,35 @@ func testRefreshConcurrentReuse(t *testing.T, s refresh.Store, c *clock.Fake) {
 	}
 }
 
-// testRefreshRetireSiblings: a grace replay mints a sibling; when either
-// branch rotates, the other is retired (rotated now): within the grace it
-// still answers as a replay, after it is reuse and the family dies. A
-// branch minted from a replayed (stolen) token cannot live on undetected.
+// testRefreshRetireSiblings: a grace replay mints a second branch; when
+// any branch rotates, every other unrotated token of the family is retired
+// (rotated now): within the grace it still answers as a replay, after it is
+// reuse and the family dies. A branch minted from a replayed (stolen)
+// token cannot live on undetected, even by replaying its retired token
+// within the grace again.
 func testRefreshRetireSiblings(t *testing.T, s refresh.Store, c *clock.Fake) {
 	f, t0 := rfNewFamily(t, c, "u-sib")
 	rfMustCreate(t, s, f, t0)
-	r1 := rfRotate(t, s, c, t0.Hash) // the client: T0 → T1
-	if r1.Outcome != refresh.OutcomeRotated {
-		t.Fatalf("T0: %v", r1.Outcome)
+	want := func(what string, res refresh.RotateResult, o refresh.Outcome) refresh.RotateResult {
+		t.Helper()
+		if res.Outcome != o {
+			t.Fatalf("%s: %v, want %v", what, res.Outcome, o)
+		}
+		return res
 	}
+	t1 := want("the client rotates T0", rfRotate(t, s, c, t0.Hash), refresh.OutcomeRotated)
 	c.Advance(time.Second)
-	rs := rfRotate(t, s, c, t0.Hash) // a replay of T0 within grace: S1
-	if rs.Outcome != refresh.OutcomeGraceReplay {
-		t.Fatalf("replay of T0: %v", rs.Outcome)
-	}
+	s1 := want("a replay of T0 within the grace", rfRotate(t, s, c, t0.Hash), refresh.OutcomeGraceReplay)
 	c.Advance(rfGrace)
-	r2 := rfRotate(t, s, c, rs.Minted.Hash) // the S1 branch rotates first: S1 → S2
-	if r2.Outcome != refresh.OutcomeRotated {
-		t.Fatalf("S1: %v", r2.Outcome)
-	}
+	t2 := want("the client rotates T1 (retiring S1)", rfRotate(t, s, c, t1.Minted.Hash), refresh.OutcomeRotated)
+	c.Advance(time.Second)
+	s2 := want("the thief replays the retired S1 within the grace", rfRotate(t, s, c, s1.Minted.Hash), refresh.OutcomeGraceReplay)
+	c.Advance(rfGrace)
+	t3 := want("the client rotates T2 (retiring S2, a token of another parent)", rfRotate(t, s, c, t2.Minted.Hash), refresh.OutcomeRotated)
 	c.Advance(rfGrace + time.Second)
-	r3 := rfRotate(t, s, c, r1.Minted.Hash) // T1, retired when S1 rotated
-	if r3.Outcome != refresh.OutcomeReuse || r3.Family.RevokedAt.IsZero() {
-		t.Fatalf("T1 after its sibling rotated: %v, family revoked at %v; want reuse", r3.Outcome, r3.Family.RevokedAt)
+	r := want("the thief's S2 after the grace", rfRotate(t, s, c, s2.Minted.Hash), refresh.OutcomeReuse)
+	if r.Family.RevokedAt.IsZero() {
+		t.Fatal("reuse did not revoke the family")
 	}
-	if got := rfRotate(t, s, c, r2.Minted.Hash); got.Outcome != refresh.OutcomeRevoked {
-		t.Fatalf("S2 after the reuse: %v, want revoked", got.Outcome)
-	}
+	want("the client's T3 after the reuse", rfRotate(t, s, c, t3.Minted.Hash), refresh.OutcomeRevoked)
 }
