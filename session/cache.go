@@ -21,6 +21,8 @@ type cache struct {
 	// caches what it read only if no drop happened meanwhile, so a session
 	// deleted during the read is never put back.
 	gen uint64
+	// off turns the cache off (setEnabled): nothing is served or kept.
+	off bool
 }
 
 type cached struct {
@@ -39,7 +41,10 @@ func (c *cache) get(hash []byte, now time.Time) *Session {
 		return nil
 	}
 	c.mu.RLock()
-	e := c.m[string(hash)]
+	var e *cached
+	if !c.off {
+		e = c.m[string(hash)]
+	}
 	var s Session
 	if e != nil {
 		s = e.s
@@ -65,7 +70,7 @@ func (c *cache) put(s *Session, now time.Time, gen uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if c.gen != gen || c.off {
 		return
 	}
 	if len(c.m) >= maxCached {
@@ -98,5 +103,23 @@ func (c *cache) dropUser(userID string, keep []byte) {
 			delete(c.m, k)
 		}
 	}
+	c.mu.Unlock()
+}
+
+// dropAll empties the cache.
+func (c *cache) dropAll() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+// setEnabled turns the cache on or off. Either way it starts empty, and a
+// lookup that read the store before the switch does not fill it.
+func (c *cache) setEnabled(on bool) {
+	c.mu.Lock()
+	c.gen++
+	c.off = !on
+	clear(c.m)
 	c.mu.Unlock()
 }

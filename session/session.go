@@ -343,3 +343,21 @@ func (m *Manager) RevokeAll(ctx context.Context, userID string, keep *Secret) ([
 	}
 	return ss, nil
 }
+
+// Forget drops the session with that hash from the Manager's cache, so
+// that its next lookup asks the store. It is for changes made behind the
+// Manager's back: another instance deleting a session in a shared store.
+func (m *Manager) Forget(hash []byte) { m.cache.drop(hash) }
+
+// ForgetUser drops every cached session of the user (see Forget).
+func (m *Manager) ForgetUser(userID string) { m.cache.dropUser(userID, nil) }
+
+// ForgetAll empties the cache (see Forget): for when changes made
+// elsewhere may have been missed.
+func (m *Manager) ForgetAll() { m.cache.dropAll() }
+
+// SetCacheEnabled turns the session cache on or off. While it is off, every
+// lookup asks the store: for when the changes made elsewhere cannot be
+// followed. Either way the cache restarts empty. It changes nothing when
+// Config.CacheTTL disables the cache.
+func (m *Manager) SetCacheEnabled(on bool) { m.cache.setEnabled(on) }

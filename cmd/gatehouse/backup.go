@@ -24,6 +24,9 @@ func backupCmd(ctx context.Context, args []string, io streams) error {
 	if to == "" {
 		return errors.New("backup: --to is required")
 	}
+	if cfg.Distributed() {
+		return errors.New("backup: this command copies the SQLite file; with --postgres and --redis, back up PostgreSQL (pg_dump) and keep the KEK (docs/deployment.md)")
+	}
 	db, err := app.OpenStore(ctx, cfg, clock.System{})
 	if err != nil {
 		return err

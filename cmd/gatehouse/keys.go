@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/audit"
 	"github.com/gatehouse-auth/gatehouse/internal/app"
 	"github.com/gatehouse-auth/gatehouse/internal/clock"
-	"github.com/gatehouse-auth/gatehouse/store/sqlite"
+	"github.com/gatehouse-auth/gatehouse/keys"
 )
 
 // keysCmd is "gatehouse keys rotate|remove|list". A running server picks
@@ -37,20 +37,20 @@ func keysCmd(ctx context.Context, args []string, io streams) (err error) {
 		return err
 	}
 	c := clock.System{}
-	db, err := app.OpenStore(ctx, cfg, c)
+	st, err := app.OpenAdminStores(ctx, cfg, c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer st.Close()
 	if args[0] == "list" {
 		// Read only: opening the ring could generate or rotate keys.
-		return listKeys(ctx, db, io)
+		return listKeys(ctx, st.Keys, io)
 	}
-	ring, err := app.Ring(ctx, cfg, db, c)
+	ring, err := app.AdminRing(ctx, cfg, st, c)
 	if err != nil {
 		return err
 	}
-	rec, auditErr := cliRecorder(db, c)
+	rec, auditErr := cliRecorder(st.Audit, c)
 	defer auditErr(&err)
 	switch args[0] {
 	case "rotate":
@@ -73,8 +73,8 @@ func keysCmd(ctx context.Context, args []string, io streams) (err error) {
 	return nil
 }
 
-func listKeys(ctx context.Context, db *sqlite.DB, io streams) error {
-	recs, err := db.SigningKeys(ctx)
+func listKeys(ctx context.Context, ks keys.Store, io streams) error {
+	recs, err := ks.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ Usage:
   gatehouse keys remove --kid KID          emergency removal of a compromised key
   gatehouse keys list                      list signing keys and their lifecycle
   gatehouse backup --to FILE               online copy of the SQLite database (safe while serving)
+  gatehouse migrate --from FILE            copy SQLite to --to-postgres URL and --to-redis URL (server stopped)
   gatehouse bench --url URL                measure a running deployment (verify cost, revocation delay)
   gatehouse version                        print the version
 
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return keysCmd(ctx, args[1:], io)
 	case "backup":
 		return backupCmd(ctx, args[1:], io)
+	case "migrate":
+		return migrateCmd(ctx, args[1:], io)
 	case "bench":
 		return benchCmd(ctx, args[1:], io)
 	case "version", "--version", "-version":

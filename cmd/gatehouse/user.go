@@ -46,16 +46,16 @@ func userCmd(ctx context.Context, args []string, io streams) (err error) {
 		return err
 	}
 	c := clock.System{}
-	db, err := app.OpenStore(ctx, cfg, c)
+	st, err := app.OpenAdminStores(ctx, cfg, c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	accounts, err := app.Accounts(cfg, db, c, app.NewLogger(cfg, io.stderr))
+	defer st.Close()
+	accounts, err := app.Accounts(cfg, st.Accounts, c, app.NewLogger(cfg, io.stderr))
 	if err != nil {
 		return err
 	}
-	rec, auditErr := cliRecorder(db, c)
+	rec, auditErr := cliRecorder(st.Audit, c)
 	defer auditErr(&err)
 	switch args[0] {
 	case "create":

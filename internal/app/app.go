@@ -1,6 +1,11 @@
 // Package app assembles a Gatehouse server from a configuration: it opens
 // the stores, builds the domain services and the HTTP API, serves, and shuts
 // down gracefully. cmd/gatehouse is a thin shell around it.
+//
+// A server runs on one of two sets of stores (stores.go): the SQLite file
+// of one machine, or PostgreSQL and Redis shared by several instances, which
+// keep in step through Redis (cluster.go). The command-line tools (user,
+// keys, backup) work on SQLite only, through OpenStore.
 package app
 
 import (
@@ -49,7 +54,8 @@ func NewLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // OpenStore opens (creating if needed) the SQLite database of cfg and
-// applies pending migrations.
+// applies pending migrations. It opens SQLite whatever else cfg says: the
+// command-line tools work on SQLite only.
 func OpenStore(ctx context.Context, cfg *config.Config, c clock.Clock) (*sqlite.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -84,15 +90,21 @@ func Accounts(cfg *config.Config, db account.Store, c clock.Clock, log *slog.Log
 type Server struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	db      *sqlite.DB
+	st      *stores
 	api     *httpapi.Server
 	http    *http.Server
 	ln      net.Listener
 	metrics *metrics.Metrics
 	tokens  *httpapi.TokenConfig
+	// cluster keeps the instance in step with the others; nil on SQLite.
+	cluster *cluster
+	// stop ends the cluster's goroutines.
+	stop context.CancelFunc
 }
 
 // New builds a server for cfg (already validated) and binds its listener.
+// With PostgreSQL and Redis it also starts following the other instances;
+// Run stops that when it returns.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	// In --dev the whole server runs on the lab clock: wall time that the
 	// lab can push ahead ("let time pass"). Never outside --dev.
@@ -102,25 +114,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		labClock = &clock.Offset{}
 		c = labClock
 	}
-	db, err := OpenStore(ctx, cfg, c)
+	st, err := openStores(ctx, cfg, c)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := build(ctx, cfg, log, db, c, labClock)
+	srv, err := build(ctx, cfg, log, st, c, labClock)
 	if err != nil {
-		db.Close()
+		st.close()
 		return nil, err
 	}
 	return srv, nil
 }
 
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock, labClock *clock.Offset) (*Server, error) {
+// build assembles the server on st. It closes the listener it opened when
+// it fails; the caller closes st.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, c clock.Clock, labClock *clock.Offset) (_ *Server, err error) {
 	m := metrics.New()
-	accounts, err := Accounts(cfg, db, c, log)
+	accounts, err := Accounts(cfg, st.accounts, c, log)
 	if err != nil {
 		return nil, err
 	}
-	sessions, err := session.NewManager(db, session.Config{
+	sessions, err := session.NewManager(st.sessions, session.Config{
 		Clock:           c,
 		IdleTimeout:     cfg.SessionIdleTimeout,
 		AbsoluteTimeout: cfg.SessionAbsoluteTimeout,
@@ -144,17 +158,56 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 	if err := ipPolicy.Validate(); err != nil {
 		return nil, fmt.Errorf("login throttling per address: %w", err)
 	}
+	accountLimiter, err := st.limiter("account", accountPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("login throttling per account: %w", err)
+	}
+	ipLimiter, err := st.limiter("ip", ipPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("login throttling per address: %w", err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	tokens, err := buildTokens(ctx, cfg, db, c, "http://"+ln.Addr().String())
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
+	kek, err := LoadKEK(cfg)
 	if err != nil {
-		ln.Close()
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	idx, err := revocation.New(ctx, st.revocations, c)
+	if err != nil {
+		return nil, fmt.Errorf("revocation index: %w", err)
+	}
+	var cl *cluster
+	var checker token.RevocationChecker = idx
+	if st.redis != nil {
+		// Health is measured on the real clock, never the lab's.
+		cl = newCluster(st.redis, idx, sessions, cfg.RevocationStaleAfter, clock.System{}, log)
+		checker = cl.checker()
+	}
+	tokens, err := buildTokens(ctx, cfg, st, c, "http://"+ln.Addr().String(), kek, idx, checker)
+	if err != nil {
 		return nil, err
 	}
-	rec := audit.NewRecorder(log, db, c)
+	ready := st.ping
+	if cl != nil {
+		tokens.OnKeysChanged = cl.keysNotice
+		ready = func(ctx context.Context) error {
+			// Stale is enough to say: a store that does not answer may
+			// keep a ping waiting for seconds.
+			if err := cl.ready(ctx); err != nil {
+				return err
+			}
+			return st.ping(ctx)
+		}
+	}
+	rec := audit.NewRecorder(log, st.audit, c)
 	rec.OnStoreError(m.AuditWriteError)
 	adminKey := cfg.AdminKey
 	if cfg.Dev && adminKey == "" {
@@ -167,8 +220,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 		Sessions:       sessions,
 		Audit:          rec,
 		Metrics:        m,
-		AccountLimiter: throttle.NewMemory(c, accountPolicy),
-		IPLimiter:      throttle.NewMemory(c, ipPolicy),
+		AccountLimiter: accountLimiter,
+		IPLimiter:      ipLimiter,
 		Logger:         log,
 		Clock:          c,
 		Dev:            cfg.Dev,
@@ -176,16 +229,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 		AdminKey:       adminKey,
 		TrustedProxies: cfg.TrustedProxies,
 		TrustedOrigins: cfg.TrustedOrigins,
-		Ready:          db.Ping,
+		Ready:          ready,
 		Tokens:         tokens,
 	})
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
-	pages, err := buildPages(cfg, log, db, c, labClock, tokens, api)
+	pages, err := buildPages(cfg, log, st, c, labClock, tokens, api, cl)
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	hs := &http.Server{
@@ -200,7 +251,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, db *sqlite
 	if cfg.TLSCert != "" {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return &Server{cfg: cfg, log: log, db: db, api: api, http: hs, ln: ln, metrics: m, tokens: tokens}, nil
+	srv := &Server{cfg: cfg, log: log, st: st, api: api, http: hs, ln: ln, metrics: m, tokens: tokens, cluster: cl, stop: func() {}}
+	if cl != nil {
+		bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+		srv.stop = stop
+		cl.start(bg)
+		// This instance may have generated the first key of a new
+		// deployment while another did the same: tell the others.
+		cl.keysNotice(ctx)
+	}
+	return srv, nil
 }
 
 // LoadKEK returns the key-encryption key of cfg: --kek, --kek-file, or in
@@ -228,17 +288,8 @@ func LoadKEK(cfg *config.Config) ([]byte, error) {
 	return nil, errors.New("no key-encryption key configured (--kek or --kek-file)")
 }
 
-// Ring opens the signing key ring of cfg on db (for the keys commands).
-func Ring(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock) (*keys.Ring, error) {
-	kek, err := LoadKEK(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("key-encryption key: %w", err)
-	}
-	return newRing(ctx, cfg, db, c, kek)
-}
-
-func newRing(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock, kek []byte) (*keys.Ring, error) {
-	ring, err := keys.NewRing(ctx, db, keys.RingConfig{
+func newRing(ctx context.Context, cfg *config.Config, ks keys.Store, c clock.Clock, kek []byte) (*keys.Ring, error) {
+	ring, err := keys.NewRing(ctx, ks, keys.RingConfig{
 		KEK: kek, Alg: cfg.SigningAlg, Clock: c,
 		PublishDelay: cfg.KeyPublishDelay, TokenLifetime: cfg.AccessTokenLifetime,
 	})
@@ -248,21 +299,16 @@ func newRing(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clo
 	return ring, nil
 }
 
-// buildTokens assembles token mode: the key ring, the revocation index, the
-// issuers and verifier, and the refresh families, all on db. devIssuer is
-// the issuer URL used in --dev when --issuer is not set.
-func buildTokens(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock.Clock, devIssuer string) (*httpapi.TokenConfig, error) {
-	kek, err := LoadKEK(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("key-encryption key: %w", err)
-	}
-	ring, err := newRing(ctx, cfg, db, c, kek)
+// buildTokens assembles token mode on st: the key ring, the issuers and
+// the verifier (which asks checker about revocations: the index idx, or
+// with several instances idx guarded by the cluster's health), and the
+// refresh families. devIssuer is the issuer URL used in --dev when
+// --issuer is not set.
+func buildTokens(ctx context.Context, cfg *config.Config, st *stores, c clock.Clock, devIssuer string, kek []byte,
+	idx *revocation.Index, checker token.RevocationChecker) (*httpapi.TokenConfig, error) {
+	ring, err := newRing(ctx, cfg, st.keys, c, kek)
 	if err != nil {
 		return nil, err
-	}
-	idx, err := revocation.New(ctx, db.Revocations(), c)
-	if err != nil {
-		return nil, fmt.Errorf("revocation index: %w", err)
 	}
 	issuerURL := cfg.Issuer
 	if issuerURL == "" {
@@ -276,7 +322,7 @@ func buildTokens(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock
 	if err != nil {
 		return nil, err
 	}
-	ver, err := token.NewVerifier(ring, token.VerifierConfig{Issuer: issuerURL, Audience: aud, Leeway: cfg.Leeway, Clock: c, Revocation: idx})
+	ver, err := token.NewVerifier(ring, token.VerifierConfig{Issuer: issuerURL, Audience: aud, Leeway: cfg.Leeway, Clock: c, Revocation: checker})
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +341,7 @@ func buildTokens(ctx context.Context, cfg *config.Config, db *sqlite.DB, c clock
 	rcfg.IdleLifetime = cfg.RefreshIdleLifetime
 	rcfg.AbsoluteLifetime = cfg.RefreshAbsoluteLifetime
 	rcfg.Grace = cfg.RefreshGrace
-	rm, err := refresh.NewManager(db.Refresh(), rcfg)
+	rm, err := refresh.NewManager(st.refresh, rcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -316,12 +362,23 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Run serves until ctx is cancelled, then drains requests for at most the
 // shutdown timeout and closes the stores.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.db.Close()
+	defer s.st.close()
+	defer func() {
+		s.stop()
+		if s.cluster != nil {
+			s.cluster.wait()
+		}
+	}()
 	scheme := "http"
 	if s.cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	s.log.Info("gatehouse listening", "url", scheme+"://"+s.ln.Addr().String(), "dev", s.cfg.Dev, "data_dir", s.cfg.DataDir)
+	if s.cfg.Distributed() {
+		s.log.Info("gatehouse listening", "url", scheme+"://"+s.ln.Addr().String(), "dev", s.cfg.Dev, "stores", "postgres+redis",
+			"postgres_schema", s.cfg.PostgresSchema, "redis_prefix", s.cfg.RedisPrefix)
+	} else {
+		s.log.Info("gatehouse listening", "url", scheme+"://"+s.ln.Addr().String(), "dev", s.cfg.Dev, "data_dir", s.cfg.DataDir)
+	}
 	if !s.cfg.Dev && s.cfg.TLSCert == "" {
 		s.log.Info("serving plain HTTP with Secure cookies: put a TLS-terminating proxy in front (see docs/operations.md)")
 	}
@@ -337,10 +394,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	purge := time.NewTicker(time.Minute)
 	defer purge.Stop()
-	// Keys rotated or removed by the CLI (another process) are picked up
-	// within this interval, well inside the publish delay.
-	reload := time.NewTicker(10 * time.Second)
+	// Keys rotated or removed by the CLI (another process) or by another
+	// instance whose notice was lost are picked up within this interval,
+	// well inside the publish delay.
+	reload := time.NewTicker(keyReloadInterval)
 	defer reload.Stop()
+	var keysChanged <-chan struct{} // nil on SQLite: never ready
+	if s.cluster != nil {
+		keysChanged = s.cluster.keysChanged
+	}
 	for {
 		select {
 		case err := <-errc:
@@ -353,6 +415,10 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-reload.C:
 			if err := s.tokens.Ring.Reload(ctx); err != nil {
 				s.log.Error("reload signing keys", "error", err)
+			}
+		case <-keysChanged:
+			if err := s.tokens.Ring.Reload(ctx); err != nil {
+				s.log.Error("reload signing keys on notice", "error", err)
 			}
 		case <-ctx.Done():
 			s.log.Info("shutting down", "delay", s.cfg.ShutdownDelay.String(), "timeout", s.cfg.ShutdownTimeout.String())
@@ -373,19 +439,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
+// keyReloadInterval is how often the key ring is re-read from the store,
+// whatever the notices say.
+const keyReloadInterval = 10 * time.Second
+
 // housekeeping runs once a minute: purge what has expired, and rotate the
 // signing key when it is due.
 func (s *Server) housekeeping(ctx context.Context) {
-	if n, err := s.db.Purge(ctx); err != nil {
-		s.log.Warn("purge expired sessions", "error", err)
-	} else if n > 0 {
-		s.log.Debug("purged expired sessions", "count", n)
-	}
-	if n, err := s.db.PurgeTokens(ctx); err != nil {
-		s.log.Warn("purge expired refresh families and revocations", "error", err)
-	} else if n > 0 {
-		s.log.Debug("purged expired token records", "count", n)
-	}
+	s.st.purge(ctx, s.log)
 	if _, err := s.tokens.Revocations.Purge(ctx); err != nil {
 		s.log.Warn("purge revocation index", "error", err)
 	}
@@ -395,13 +456,20 @@ func (s *Server) housekeeping(ctx context.Context) {
 			s.log.Error("scheduled key rotation", "error", err)
 		} else if kid != "" {
 			s.log.Info("signing key rotated on schedule", "kid", kid, "signs_from", signsFrom)
+			if s.cluster != nil {
+				s.cluster.keysNotice(ctx)
+			}
 		}
 	}
 }
 
 // buildPages puts the end-user pages (and in --dev the lab) in front of the
 // API; every request the pages do not serve goes to the API unchanged.
-func buildPages(cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clock, labClock *clock.Offset, tokens *httpapi.TokenConfig, api *httpapi.Server) (http.Handler, error) {
+func buildPages(cfg *config.Config, log *slog.Logger, st *stores, c clock.Clock, labClock *clock.Offset, tokens *httpapi.TokenConfig, api *httpapi.Server, cl *cluster) (http.Handler, error) {
+	apiHandler := api.Handler()
+	if cl != nil {
+		apiHandler = cl.guardFeed(apiHandler)
+	}
 	var lab *web.LabConfig
 	if cfg.Dev && labClock != nil {
 		aud := cfg.Audience
@@ -421,11 +489,11 @@ func buildPages(cfg *config.Config, log *slog.Logger, db *sqlite.DB, c clock.Clo
 			Now:         labClock.Now,
 			Advance:     labClock.Advance,
 			JWKSOnly:    jwksOnly.Verify,
-			Snapshot:    web.StoreSnapshot(db, db, db.Refresh(), db.Revocations()),
+			Snapshot:    web.StoreSnapshot(st.accounts, st.sessions, st.refresh, st.revocations),
 			LatestBench: latestBench(cfg),
 		}
 	}
-	return web.New(web.Config{API: api.Handler(), Dev: cfg.Dev, Signup: cfg.Signup, Logger: log, Lab: lab})
+	return web.New(web.Config{API: apiHandler, Dev: cfg.Dev, Signup: cfg.Signup, Logger: log, Lab: lab})
 }
 
 // latestBench loads the latest "gatehouse bench" result: from bench's

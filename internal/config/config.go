@@ -18,6 +18,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,7 +111,36 @@ type Config struct {
 	// ForwardTokenLifetime.
 	ForwardTokenAudience string
 	ForwardTokenLifetime time.Duration
+
+	// Several instances.
+
+	// Postgres (a postgres:// URL or key=value connection string) and
+	// Redis (a redis://, rediss://, redis+cluster:// or redis+sentinel://
+	// URL) together select the deployment of several instances: users,
+	// refresh families, signing keys and audit events in PostgreSQL;
+	// sessions, revocations and login throttling in Redis. Neither means
+	// the SQLite file under DataDir; one without the other is refused.
+	// Both may hold a password: prefer the environment to a flag.
+	Postgres string
+	Redis    string
+	// PostgresSchema is the schema of Gatehouse's tables, created when
+	// missing; empty keeps the connection's search_path (normally public).
+	PostgresSchema string
+	// RedisPrefix starts every Redis key and channel, so that several
+	// deployments can share one Redis. Every instance of a deployment uses
+	// the same prefix.
+	RedisPrefix string
+	// RevocationStaleAfter bounds how old the revocation state of an
+	// instance may be: when the instance cannot show that it has received
+	// every revocation made more than this long ago (Redis unreachable, a
+	// lost subscription), it refuses access tokens (fail closed) and
+	// /readyz answers 503 until it has caught up.
+	RevocationStaleAfter time.Duration
 }
+
+// Distributed reports whether c selects PostgreSQL and Redis (several
+// instances) rather than SQLite.
+func (c *Config) Distributed() bool { return c.Postgres != "" && c.Redis != "" }
 
 // Default returns the documented defaults.
 func Default() Config {
@@ -137,6 +168,9 @@ func Default() Config {
 		KeyPublishDelay:         5 * time.Minute,
 		KeyRotationInterval:     30 * 24 * time.Hour,
 		ForwardTokenLifetime:    time.Minute,
+
+		RedisPrefix:          "gh:",
+		RevocationStaleAfter: time.Second,
 	}
 }
 
@@ -179,10 +213,16 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Leeway, "leeway", c.Leeway, "clock leeway for exp, nbf and iat (at most 60s)")
 	fs.DurationVar(&c.KeyPublishDelay, "key-publish-delay", c.KeyPublishDelay, "how long a new signing key is published before it signs (0 in --dev)")
 	fs.DurationVar(&c.KeyRotationInterval, "key-rotation-interval", c.KeyRotationInterval, "rotate the signing key when it is this old (0 disables)")
-	fs.StringVar(&c.ServiceKey, "service-key", c.ServiceKey, "credential of the introspection endpoint (at least 32 characters)")
+	fs.StringVar(&c.ServiceKey, "service-key", c.ServiceKey, "credential of the introspection endpoint and the revocation feed (at least 32 characters)")
 	fs.StringVar(&c.ServiceKeyFile, "service-key-file", c.ServiceKeyFile, "read the service key from this file")
 	fs.StringVar(&c.ForwardTokenAudience, "forward-token-audience", c.ForwardTokenAudience, "when set, /v1/verify adds X-Gatehouse-Token for this audience")
 	fs.DurationVar(&c.ForwardTokenLifetime, "forward-token-lifetime", c.ForwardTokenLifetime, "lifetime of X-Gatehouse-Token")
+
+	fs.StringVar(&c.Postgres, "postgres", c.Postgres, "PostgreSQL URL; with --redis, run as one of several instances on PostgreSQL and Redis instead of SQLite (prefer the environment: the URL may hold a password)")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (redis://, rediss://, redis+cluster://, redis+sentinel://); goes with --postgres")
+	fs.StringVar(&c.PostgresSchema, "postgres-schema", c.PostgresSchema, "PostgreSQL schema of Gatehouse's tables, created when missing (default: the connection's search_path)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", c.RedisPrefix, "prefix of every Redis key and channel; the same on every instance of a deployment")
+	fs.DurationVar(&c.RevocationStaleAfter, "revocation-stale-after", c.RevocationStaleAfter, "with Redis: refuse access tokens and fail /readyz while this instance cannot show it has every revocation older than this")
 }
 
 // Load parses args into c, honouring the precedence defaults < file < env <
@@ -359,7 +399,47 @@ func (c *Config) Validate() error {
 		c.DataDir = filepath.Clean(c.DataDir)
 	}
 	c.validateTokens(bad)
+	c.validateStores(bad)
 	return errors.Join(errs...)
+}
+
+// schemaName is the form of --postgres-schema (as the PostgreSQL backend
+// accepts it).
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// redisSchemes are the URL schemes the Redis backend reads.
+var redisSchemes = []string{"redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel"}
+
+// validateStores checks the settings of several instances. Its messages
+// never quote a URL: it may hold a password.
+func (c *Config) validateStores(bad func(string, ...any)) {
+	switch {
+	case c.Postgres != "" && c.Redis == "":
+		bad("--postgres is set without --redis: several instances need both (PostgreSQL for users, refresh families, keys and audit; Redis for sessions, revocations and login throttling); set neither to use SQLite")
+	case c.Redis != "" && c.Postgres == "":
+		bad("--redis is set without --postgres: several instances need both (PostgreSQL for users, refresh families, keys and audit; Redis for sessions, revocations and login throttling); set neither to use SQLite")
+	}
+	if c.Redis != "" {
+		scheme, _, ok := strings.Cut(c.Redis, "://")
+		if !ok || !slices.Contains(redisSchemes, scheme) {
+			bad("--redis must be a URL with the scheme redis, rediss, redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel")
+		}
+	}
+	if c.Postgres != "" && strings.Contains(c.Postgres, "://") {
+		scheme, _, _ := strings.Cut(c.Postgres, "://")
+		if scheme != "postgres" && scheme != "postgresql" {
+			bad("--postgres must be a postgres:// or postgresql:// URL, or a key=value connection string")
+		}
+	}
+	if c.PostgresSchema != "" && !schemaName.MatchString(c.PostgresSchema) {
+		bad("--postgres-schema %q must be a lower-case SQL identifier (a-z, 0-9 and _, not starting with a digit, at most 63 bytes)", c.PostgresSchema)
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}") || len(c.RedisPrefix) > 64 {
+		bad("--redis-prefix must be 1 to 64 characters without '{' or '}' (they would change the keys' Redis Cluster slots)")
+	}
+	if c.RevocationStaleAfter < 100*time.Millisecond || c.RevocationStaleAfter > time.Minute {
+		bad("--revocation-stale-after must be from 100ms to 1m")
+	}
 }
 
 func isLoopback(host string) bool {
@@ -475,6 +555,8 @@ func (c *Config) ValidateServe() error {
 	}
 	if c.KEK == "" && c.KEKFile == "" && !c.Dev {
 		errs = append(errs, errors.New("--kek or --kek-file is required outside --dev (generate one with: openssl rand -base64 32)"))
+	} else if c.KEK == "" && c.KEKFile == "" && c.Distributed() {
+		errs = append(errs, errors.New("--kek or --kek-file is required with --postgres, --dev included: every instance must use the same key-encryption key, and one generated in the data directory would differ per instance (generate one with: openssl rand -base64 32)"))
 	}
 	return errors.Join(errs...)
 }

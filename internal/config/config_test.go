@@ -118,6 +118,25 @@ func TestValidate(t *testing.T) {
 		{"refresh idle over absolute", func(c *Config) { c.RefreshIdleLifetime = 1000 * time.Hour }, "--refresh-idle-lifetime"},
 		{"short service key", func(c *Config) { c.ServiceKey = "x" }, "service key"},
 		{"service key equals admin key", func(c *Config) { c.ServiceKey = strings.Repeat("k", 32); c.AdminKey = c.ServiceKey }, "must differ"},
+
+		{"postgres and redis", func(c *Config) { c.Postgres, c.Redis = pgURL, redisURL }, ""},
+		{"postgres and redis in dev", func(c *Config) { c.Dev = true; c.Postgres, c.Redis = pgURL, redisURL }, ""},
+		{"postgres key=value string", func(c *Config) { c.Postgres, c.Redis = "host=db user=gh dbname=gh", redisURL }, ""},
+		{"redis cluster", func(c *Config) { c.Postgres, c.Redis = pgURL, "redis+cluster://r1:6379,r2:6379" }, ""},
+		{"redis sentinel over TLS", func(c *Config) { c.Postgres, c.Redis = pgURL, "rediss+sentinel://s1:26379,s2:26379/mymaster" }, ""},
+		{"postgres without redis", func(c *Config) { c.Postgres = pgURL }, "--postgres is set without --redis"},
+		{"redis without postgres", func(c *Config) { c.Redis = redisURL }, "--redis is set without --postgres"},
+		{"redis URL of another scheme", func(c *Config) { c.Postgres, c.Redis = pgURL, "http://cache:6379" }, "--redis must be a URL"},
+		{"redis host without scheme", func(c *Config) { c.Postgres, c.Redis = pgURL, "cache:6379" }, "--redis must be a URL"},
+		{"postgres URL of another scheme", func(c *Config) { c.Postgres, c.Redis = "mysql://db/gh", redisURL }, "--postgres must be"},
+		{"schema", func(c *Config) { c.Postgres, c.Redis, c.PostgresSchema = pgURL, redisURL, "gatehouse_1" }, ""},
+		{"schema with upper case", func(c *Config) { c.PostgresSchema = "Gatehouse" }, "--postgres-schema"},
+		{"schema with a quote", func(c *Config) { c.PostgresSchema = `gh"; drop` }, "--postgres-schema"},
+		{"schema of 64 bytes", func(c *Config) { c.PostgresSchema = strings.Repeat("s", 64) }, "--postgres-schema"},
+		{"empty redis prefix", func(c *Config) { c.RedisPrefix = "" }, "--redis-prefix"},
+		{"redis prefix with a brace", func(c *Config) { c.RedisPrefix = "gh{1}:" }, "--redis-prefix"},
+		{"stale bound too short", func(c *Config) { c.RevocationStaleAfter = 10 * time.Millisecond }, "--revocation-stale-after"},
+		{"stale bound too long", func(c *Config) { c.RevocationStaleAfter = time.Hour }, "--revocation-stale-after"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +152,77 @@ func TestValidate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// URLs of the store cases, with passwords that no message may repeat.
+const (
+	pgURL    = "postgres://gh:pg-secret-password@db.internal:5432/gh?sslmode=verify-full"
+	redisURL = "rediss://:redis-secret-password@cache.internal:6380/0"
+)
+
+func TestStoreMessagesHideURLs(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"postgres alone", func(c *Config) { c.Postgres = pgURL }},
+		{"redis alone", func(c *Config) { c.Redis = redisURL }},
+		{"bad redis scheme", func(c *Config) { c.Postgres, c.Redis = pgURL, "redis-x://:redis-secret-password@h" }},
+		{"bad postgres scheme", func(c *Config) { c.Postgres, c.Redis = "pg://u:pg-secret-password@h/db", redisURL }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), "secret-password") {
+				t.Fatalf("the message repeats a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestStoreSettingsSources(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gatehouse.yaml")
+	yml := "postgres: postgres://file@db/gh\nredis: redis://file:6379/0\npostgres-schema: from_file\nredis-prefix: \"file:\"\nrevocation-stale-after: 2s\n"
+	if err := os.WriteFile(file, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name            string
+		args            []string
+		env             map[string]string
+		postgres, redis string
+		schema, prefix  string
+		stale           time.Duration
+		distributed     bool
+	}{
+		{"defaults: SQLite", nil, nil, "", "", "", "gh:", time.Second, false},
+		{"file", []string{"--config", file}, nil, "postgres://file@db/gh", "redis://file:6379/0", "from_file", "file:", 2 * time.Second, true},
+		{"environment", nil, map[string]string{
+			"GATEHOUSE_POSTGRES": "postgres://env@db/gh", "GATEHOUSE_REDIS": "redis://env:6379/0",
+			"GATEHOUSE_POSTGRES_SCHEMA": "from_env", "GATEHOUSE_REDIS_PREFIX": "env:", "GATEHOUSE_REVOCATION_STALE_AFTER": "500ms",
+		}, "postgres://env@db/gh", "redis://env:6379/0", "from_env", "env:", 500 * time.Millisecond, true},
+		{"flags over the environment", []string{"--postgres", "postgres://flag@db/gh", "--redis-prefix", "flag:"},
+			map[string]string{"GATEHOUSE_POSTGRES": "postgres://env@db/gh", "GATEHOUSE_REDIS": "redis://env:6379/0"},
+			"postgres://flag@db/gh", "redis://env:6379/0", "", "flag:", time.Second, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.args, tc.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Postgres != tc.postgres || c.Redis != tc.redis || c.PostgresSchema != tc.schema ||
+				c.RedisPrefix != tc.prefix || c.RevocationStaleAfter != tc.stale || c.Distributed() != tc.distributed {
+				t.Fatalf("got %q %q %q %q %v distributed=%v", c.Postgres, c.Redis, c.PostgresSchema, c.RedisPrefix, c.RevocationStaleAfter, c.Distributed())
 			}
 		})
 	}
@@ -166,6 +256,9 @@ func TestValidateServe(t *testing.T) {
 		{"no issuer outside dev", func(c *Config) { c.KEK = "a2V5" }, "--issuer is required"},
 		{"no KEK outside dev", func(c *Config) { c.Issuer = "https://a.example" }, "--kek"},
 		{"dev needs neither", func(c *Config) { c.Dev = true }, ""},
+		{"several instances with a KEK", func(c *Config) { c.Issuer, c.KEK, c.Postgres, c.Redis = "https://a.example", "a2V5", pgURL, redisURL }, ""},
+		{"several instances in dev with a KEK file", func(c *Config) { c.Dev, c.KEKFile, c.Postgres, c.Redis = true, "/etc/kek", pgURL, redisURL }, ""},
+		{"several instances in dev without a KEK", func(c *Config) { c.Dev, c.Postgres, c.Redis = true, pgURL, redisURL }, "every instance must use the same key-encryption key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
