@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
@@ -61,23 +62,32 @@ func errMultipleCredentials(detail string) *apiError {
 // malformed Authorization header, or two kinds of credential at once.
 func (s *Server) extractCredentials(r *http.Request) (presented, error) {
 	var p presented
-	for _, c := range r.Cookies() {
-		var dst *string
-		var has *bool
-		switch {
-		case c.Name == s.cookies.session:
-			dst, has = &p.session, &p.hasSession
-		case c.Name == s.cookies.access:
-			dst, has = &p.access, &p.hasAccess
-		case strings.EqualFold(c.Name, s.cookies.session), strings.EqualFold(c.Name, s.cookies.access):
-			return p, errMultipleCredentials("A cookie name differs from Gatehouse's only in case.")
-		default:
-			continue
+	// The Cookie headers are scanned in place for Gatehouse's two names
+	// only (r.Cookies would parse and copy every cookie of the request: this
+	// is the hot path of every authenticated request).
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, value, _ := strings.Cut(textproto.TrimString(part), "=")
+			name = textproto.TrimString(name)
+			var dst *string
+			var has *bool
+			switch {
+			case name == s.cookies.session:
+				dst, has = &p.session, &p.hasSession
+			case name == s.cookies.access:
+				dst, has = &p.access, &p.hasAccess
+			case strings.EqualFold(name, s.cookies.session), strings.EqualFold(name, s.cookies.access):
+				return p, errMultipleCredentials("A cookie name differs from Gatehouse's only in case.")
+			default:
+				continue
+			}
+			if *has {
+				return p, errMultipleCredentials("The same credential cookie appears more than once.")
+			}
+			*dst, *has = value, true
 		}
-		if *has {
-			return p, errMultipleCredentials("The same credential cookie appears more than once.")
-		}
-		*dst, *has = c.Value, true
 	}
 	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
 		if len(vals) > 1 {
