@@ -46,6 +46,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/account"
 	"github.com/gatehouse-auth/gatehouse/csrf"
+	"github.com/gatehouse-auth/gatehouse/internal/credential"
 	"github.com/gatehouse-auth/gatehouse/session"
 	"github.com/gatehouse-auth/gatehouse/store"
 	"github.com/gatehouse-auth/gatehouse/token"
@@ -115,7 +116,7 @@ type Config struct {
 // Gate is the middleware. Build it with New; it is safe for concurrent use.
 type Gate struct {
 	cfg     Config
-	cookies cookieNames
+	cookies credential.Names
 	cop     *http.CrossOriginProtection
 	log     *slog.Logger
 }
@@ -132,7 +133,7 @@ func New(cfg Config) (*Gate, error) {
 	case cfg.HybridCSRFKey != nil && len(cfg.HybridCSRFKey) < 32:
 		return nil, errors.New("gate: HybridCSRFKey must be at least 32 bytes")
 	}
-	g := &Gate{cfg: cfg, cookies: newCookieNames(cfg.Dev), cop: cfg.CrossOrigin, log: cfg.Logger}
+	g := &Gate{cfg: cfg, cookies: credential.NamesFor(cfg.Dev), cop: cfg.CrossOrigin, log: cfg.Logger}
 	if g.cop == nil {
 		g.cop = http.NewCrossOriginProtection()
 	}

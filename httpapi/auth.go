@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/account"
 	"github.com/gatehouse-auth/gatehouse/audit"
 	"github.com/gatehouse-auth/gatehouse/csrf"
+	"github.com/gatehouse-auth/gatehouse/internal/credential"
 	"github.com/gatehouse-auth/gatehouse/session"
 	"github.com/gatehouse-auth/gatehouse/store"
 	"github.com/gatehouse-auth/gatehouse/token"
@@ -207,7 +208,7 @@ func (s *Server) admin(h adminFunc) handlerFunc {
 		// The admin key alone; with a credential cookie as well, the
 		// request is ambiguous and authenticate refuses it.
 		if vals := r.Header.Values("Authorization"); len(vals) == 1 && !s.hasCredentialCookie(r) {
-			if tok, ok := parseBearer(vals[0]); ok && s.isAdminKey(tok) {
+			if tok, ok := credential.ParseBearer(vals[0]); ok && s.isAdminKey(tok) {
 				return h(w, r, "admin-key")
 			}
 		}

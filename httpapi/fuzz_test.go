@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"github.com/gatehouse-auth/gatehouse/internal/credential"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -82,12 +83,12 @@ func FuzzParseBearer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
-		tok, ok := parseBearer(h)
+		tok, ok := credential.ParseBearer(h)
 		if !ok {
 			return
 		}
-		if tok == "" || len(tok) > maxBearerLen || !strings.EqualFold(h[:7], "bearer ") || h[7:] != tok {
-			t.Fatalf("parseBearer(%q) = %q", h, tok)
+		if tok == "" || len(tok) > credential.MaxBearerLen || !strings.EqualFold(h[:7], "bearer ") || h[7:] != tok {
+			t.Fatalf("credential.ParseBearer(%q) = %q", h, tok)
 		}
 		trimmed := strings.TrimRight(tok, "=")
 		if trimmed == "" || strings.Trim(trimmed, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/") != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-auth/gatehouse/account"
 	"github.com/gatehouse-auth/gatehouse/audit"
 	"github.com/gatehouse-auth/gatehouse/csrf"
+	"github.com/gatehouse-auth/gatehouse/internal/credential"
 	"github.com/gatehouse-auth/gatehouse/keys"
 	"github.com/gatehouse-auth/gatehouse/refresh"
 	"github.com/gatehouse-auth/gatehouse/revocation"
@@ -457,7 +458,7 @@ func (s *Server) isServiceKey(r *http.Request) bool {
 	if len(vals) != 1 {
 		return false
 	}
-	tok, ok := parseBearer(vals[0])
+	tok, ok := credential.ParseBearer(vals[0])
 	if !ok {
 		return false
 	}
