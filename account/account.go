@@ -266,6 +266,16 @@ func (s *Service) rehash(ctx context.Context, u *User, password string) error {
 // pass the policy (ErrPasswordPolicy); the policy is checked first. Ending
 // the user's other sessions is the caller's job.
 func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
+	return s.ChangePasswordThen(ctx, userID, current, next, nil)
+}
+
+// ChangePasswordThen is ChangePassword with a step between the checks and
+// the change: once the new password passes the policy and the current one
+// is verified, revoke runs (the caller ends the user's other credentials
+// there), and only when it succeeds is the new hash stored. A failure
+// therefore never leaves the new password in place with the old
+// credentials still alive; the user can simply try again. revoke may be nil.
+func (s *Service) ChangePasswordThen(ctx context.Context, userID, current, next string, revoke func(context.Context) error) error {
 	if err := checkPassword(next); err != nil {
 		return err
 	}
@@ -283,6 +293,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next stri
 	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
 		return fmt.Errorf("account: change password of user %s: %w", u.ID, err)
+	}
+	if revoke != nil {
+		if err := revoke(ctx); err != nil {
+			return fmt.Errorf("account: change password of user %s: end other credentials: %w", u.ID, err)
+		}
 	}
 	defer s.users.drop(u.ID)
 	if err := s.store.SetPasswordHash(ctx, u.ID, hash, s.now()); err != nil {

@@ -607,3 +607,35 @@ func TestCancelledContextDoesNotHash(t *testing.T) {
 		t.Errorf("cancelled calls computed %d hashes, want 0", n)
 	}
 }
+
+// TestChangePasswordThen: the step between the checks and the change runs
+// only after the current password is verified, and its failure leaves the
+// password unchanged.
+func TestChangePasswordThen(t *testing.T) {
+	f := newFixture(t, account.Config{})
+	u := mustRegister(t, f.svc, "pat", password)
+	ctx := t.Context()
+	calls := 0
+	step := func(fail error) func(context.Context) error {
+		return func(context.Context) error { calls++; return fail }
+	}
+	if err := f.svc.ChangePasswordThen(ctx, u.ID, "wrong password!", "a brand new one", step(nil)); !errors.Is(err, account.ErrBadCredentials) || calls != 0 {
+		t.Fatalf("wrong current password: err %v, step ran %d times", err, calls)
+	}
+	if err := f.svc.ChangePasswordThen(ctx, u.ID, password, "short", step(nil)); !errors.Is(err, account.ErrPasswordPolicy) || calls != 0 {
+		t.Fatalf("policy: err %v, step ran %d times", err, calls)
+	}
+	boom := errors.New("store down")
+	if err := f.svc.ChangePasswordThen(ctx, u.ID, password, "a brand new one", step(boom)); !errors.Is(err, boom) || calls != 1 {
+		t.Fatalf("failing step: err %v, step ran %d times", err, calls)
+	}
+	if _, err := f.svc.Authenticate(ctx, "pat", password); err != nil {
+		t.Fatalf("the password changed although the step failed: %v", err)
+	}
+	if err := f.svc.ChangePasswordThen(ctx, u.ID, password, "a brand new one", step(nil)); err != nil || calls != 2 {
+		t.Fatalf("change: err %v, step ran %d times", err, calls)
+	}
+	if _, err := f.svc.Authenticate(ctx, "pat", "a brand new one"); err != nil {
+		t.Fatal("the new password does not work:", err)
+	}
+}

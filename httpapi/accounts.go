@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse-auth/gatehouse/account"
 	"github.com/gatehouse-auth/gatehouse/audit"
+	"github.com/gatehouse-auth/gatehouse/session"
 	"github.com/gatehouse-auth/gatehouse/store"
 	"github.com/gatehouse-auth/gatehouse/throttle"
 )
@@ -122,7 +123,41 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *princ
 		return &apiError{status: http.StatusTooManyRequests, class: classTooMany, detail: "Too many attempts; try again later.", retryAfter: wait}
 	}
 	lctx := context.WithoutCancel(ctx)
-	err = s.cfg.Accounts.ChangePassword(ctx, p.user.ID, req.CurrentPassword, req.NewPassword)
+	// The user's other credentials end before the new password is stored:
+	// if ending them fails, the password is unchanged and the user can try
+	// again, instead of a new password with an attacker's sessions alive.
+	var ended []*session.Session
+	endOthers := func(context.Context) error {
+		var keep = &p.secret
+		if p.mode != modeSession {
+			keep = nil
+		}
+		var err error
+		if ended, err = s.cfg.Sessions.RevokeAll(lctx, p.user.ID, keep); err != nil {
+			return err
+		}
+		if s.cfg.Tokens == nil {
+			return nil
+		}
+		fams, err := s.cfg.Tokens.Refresh.List(lctx, p.user.ID)
+		if err != nil {
+			return err
+		}
+		for _, f := range fams {
+			if p.claims != nil && f.ID == p.claims.SID {
+				continue // the caller's own login stays
+			}
+			if _, err := s.cfg.Tokens.Refresh.RevokeFamily(lctx, p.user.ID, f.ID); err != nil {
+				return err
+			}
+			if err := s.revokeSID(lctx, f.ID); err != nil {
+				return err
+			}
+			s.record(r, audit.Event{Type: audit.TypeTokenRevoked, UserID: p.user.ID, SessionID: f.ID, Reason: "password_changed"})
+		}
+		return nil
+	}
+	err = s.cfg.Accounts.ChangePasswordThen(ctx, p.user.ID, req.CurrentPassword, req.NewPassword, endOthers)
 	switch {
 	case errors.Is(err, account.ErrBadCredentials):
 		if ferr := s.cfg.AccountLimiter.Failure(lctx, key); ferr != nil {
@@ -142,32 +177,6 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	if err := s.cfg.AccountLimiter.Success(lctx, key); err != nil {
 		return err
-	}
-	var keep = &p.secret
-	if p.mode != modeSession {
-		keep = nil
-	}
-	ended, err := s.cfg.Sessions.RevokeAll(ctx, p.user.ID, keep)
-	if err != nil {
-		return err
-	}
-	if s.cfg.Tokens != nil {
-		fams, err := s.cfg.Tokens.Refresh.List(lctx, p.user.ID)
-		if err != nil {
-			return err
-		}
-		for _, f := range fams {
-			if p.claims != nil && f.ID == p.claims.SID {
-				continue // the caller's own login stays
-			}
-			if _, err := s.cfg.Tokens.Refresh.RevokeFamily(lctx, p.user.ID, f.ID); err != nil {
-				return err
-			}
-			if err := s.revokeSID(lctx, f.ID); err != nil {
-				return err
-			}
-			s.record(r, audit.Event{Type: audit.TypeTokenRevoked, UserID: p.user.ID, SessionID: f.ID, Reason: "password_changed"})
-		}
 	}
 	for _, e := range ended {
 		s.record(r, audit.Event{Type: audit.TypeSessionRevoked, UserID: p.user.ID, SessionID: e.ID, Reason: "password_changed"})
