@@ -24,6 +24,19 @@ var _ session.Store = (*Store)(nil)
 // return them.
 var recordFields = []string{"id", "c", "l", "ie", "e", "ua", "ip"}
 
+// lookupScript reads a session on a single server in one round trip: the
+// owner pointer KEYS[1], then the record ARGV[1]..owner..ARGV[2]'s fields,
+// answered as {owner, fields...}; nil when there is no pointer. The field
+// list must be recordFields.
+var lookupScript = redis.NewScript(`
+local user = redis.call('GET', KEYS[1])
+if not user then return false end
+local vals = redis.call('HMGET', ARGV[1] .. user .. ARGV[2], 'id', 'c', 'l', 'ie', 'e', 'ua', 'ip')
+local out = {user}
+for i = 1, #vals do out[i + 1] = vals[i] end
+return out
+`)
+
 // userTag returns the hash-tagged part of every key of userID's sessions.
 func (s *Store) userTag(userID string) string { return s.prefix + "{u:" + userID + "}" }
 
@@ -334,16 +347,40 @@ func (s *Store) owner(ctx context.Context, hx string) (string, bool, error) {
 func (s *Store) SessionByHash(ctx context.Context, hash []byte) (*session.Session, error) {
 	now := s.clock.Now()
 	hx := hex.EncodeToString(hash)
-	user, ok, err := s.owner(ctx, hx)
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
-	}
-	if !ok {
-		return nil, store.ErrNotFound
-	}
-	vals, err := s.client.HMGet(ctx, s.recordPrefix(user)+hx, recordFields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
+	var user string
+	var vals []any
+	if s.cluster == nil {
+		// One round trip on a single server: the pointer and the record
+		// in one script. (It names the record's key at run time, which
+		// Redis Cluster forbids; a cluster takes the two-step path.)
+		res, err := lookupScript.Run(ctx, s.client, []string{s.hashKey(hx)},
+			s.prefix+"{u:", "}:s:"+hx).Slice()
+		if errors.Is(err, redis.Nil) {
+			return nil, store.ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load session: %w", err)
+		}
+		if len(res) != 1+len(recordFields) {
+			return nil, fmt.Errorf("load session: lookup script answered %d values", len(res))
+		}
+		u, ok := res[0].(string)
+		if !ok {
+			return nil, errors.New("load session: lookup script answered no owner")
+		}
+		user, vals = u, res[1:]
+	} else {
+		u, ok, err := s.owner(ctx, hx)
+		if err != nil {
+			return nil, fmt.Errorf("load session: %w", err)
+		}
+		if !ok {
+			return nil, store.ErrNotFound
+		}
+		user = u
+		if vals, err = s.client.HMGet(ctx, s.recordPrefix(user)+hx, recordFields...).Result(); err != nil {
+			return nil, fmt.Errorf("load session: %w", err)
+		}
 	}
 	if vals[0] == nil {
 		return nil, store.ErrNotFound
