@@ -18,8 +18,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/testbin"
 )
 
 // forwardAudience is the audience of X-Gatehouse-Token in these tests.
@@ -278,45 +281,6 @@ func verifyForwardToken(t *testing.T, c *http.Client, gh *gatehouse, raw, sub st
 	}
 }
 
-func TestToolDecision(t *testing.T) {
-	found := func(string) (string, bool) { return "/usr/sbin/nginx", true }
-	missing := func(string) (string, bool) { return "", false }
-	cases := []struct {
-		name               string
-		find               func(string) (string, bool)
-		ci                 string
-		path               string
-		wantFail, wantSkip bool
-	}{
-		{name: "installed", find: found, path: "/usr/sbin/nginx"},
-		{name: "installed in CI", find: found, ci: "true", path: "/usr/sbin/nginx"},
-		{name: "missing: skipped", find: missing, wantSkip: true},
-		{name: "missing in CI: fails", find: missing, ci: "true", wantFail: true},
-		{name: "missing, CI=1: fails", find: missing, ci: "1", wantFail: true},
-		{name: "missing, CI=false: skipped", find: missing, ci: "false", wantSkip: true},
-		{name: "missing, CI not a boolean: skipped", find: missing, ci: "maybe", wantSkip: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == "CI" {
-					return tc.ci
-				}
-				return ""
-			}
-			path, fail, skip := toolDecision(tc.find, getenv, "nginx")
-			if path != tc.path || (fail != "") != tc.wantFail || (skip != "") != tc.wantSkip {
-				t.Fatalf("toolDecision = %q, fail %q, skip %q; want %q, fail %v, skip %v", path, fail, skip, tc.path, tc.wantFail, tc.wantSkip)
-			}
-			for _, msg := range []string{fail, skip} {
-				if msg != "" && !strings.HasPrefix(msg, "nginx is not installed: ") {
-					t.Errorf("message %q does not name the program", msg)
-				}
-			}
-		})
-	}
-}
-
 // TestGateways runs nginx and Caddy with the configurations of
 // docs/gateways.md between a client and a demo upstream, with Gatehouse
 // as the forward-auth server.
@@ -324,7 +288,7 @@ func TestGateways(t *testing.T) {
 	gh := startGatehouse(t, "--forward-token-audience", forwardAudience)
 	for _, kind := range gatewayKinds {
 		t.Run(kind.name, func(t *testing.T) {
-			bin := requireTool(t, kind.tool)
+			bin := testbin.RequireTool(t, kind.tool)
 			t.Parallel()
 			app := newUpstream(t)
 			f := &fixture{c: newClient(t), gh: gh, app: app, kind: kind}
@@ -557,7 +521,7 @@ func TestGatewaysWithoutForwardToken(t *testing.T) {
 	c := newClient(t)
 	var gws []running
 	for _, kind := range gatewayKinds {
-		bin, fail, skip := toolDecision(findTool, os.Getenv, kind.tool)
+		bin, fail, skip := testbin.FindTool(kind.tool)
 		if fail != "" {
 			t.Fatal(fail)
 		}
@@ -592,7 +556,7 @@ func TestGatewaysWithoutForwardToken(t *testing.T) {
 	if len(gws) == 0 {
 		t.Skip("neither nginx nor caddy is installed")
 	}
-	gh.proc.stop()
+	gh.srv.Stop(syscall.SIGTERM)
 	for _, g := range gws {
 		t.Run(g.kind.name+"/gatehouse down", func(t *testing.T) {
 			before := g.app.hits.Load()

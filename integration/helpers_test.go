@@ -6,7 +6,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,22 +17,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/testbin"
 )
 
 // Bounds of the waits. Generous: the machine may be busy with -race.
+// testbin bounds gatehouse's start and stop.
 const (
-	buildTimeout = 3 * time.Minute  // go build of the binary
-	startTimeout = 20 * time.Second // from exec to listening / ready
+	startTimeout = 20 * time.Second // from exec to listening
 	stopTimeout  = 10 * time.Second // from SIGTERM (then SIGKILL) to exit
 	pollInterval = 20 * time.Millisecond
 )
@@ -49,123 +47,23 @@ var identityHeaders = []string{
 	"X-Gatehouse-Token",
 }
 
-var (
-	binDir   string // set by TestMain, removed after the tests
-	build    sync.Once
-	binPath  string
-	buildErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gatehouse-integration-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration: temp dir:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// requireTool returns the path of an external program the test needs. When
-// it is missing, the test is skipped, except in CI (CI=true), where it
-// fails: CI must install it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, fail, skip := toolDecision(findTool, os.Getenv, name)
-	switch {
-	case fail != "":
-		t.Fatal(fail)
-	case skip != "":
-		t.Skip(skip)
-	}
-	return path
-}
-
-// toolDecision returns the path of the program name found by find, or why
-// the test fails (in CI, as internal/testenv decides it) or is skipped
-// (elsewhere) without it.
-func toolDecision(find func(string) (string, bool), getenv func(string) string, name string) (path, fail, skip string) {
-	if p, ok := find(name); ok {
-		return p, "", ""
-	}
-	if ci, err := strconv.ParseBool(getenv("CI")); err == nil && ci {
-		return "", name + " is not installed: CI must run the gateway tests (apt-get install " + name + ")", ""
-	}
-	return "", "", name + " is not installed: skipping (with CI=true this fails)"
-}
-
-// findTool looks for name on PATH, then in the sbin directories: Debian
-// installs nginx in /usr/sbin, which a normal user's PATH lacks.
-func findTool(name string) (string, bool) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, true
-	}
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, true
-		}
-	}
-	return "", false
-}
-
-// gatehouseBinary builds the binary once per test run (without -race) and
-// returns its path.
-func gatehouseBinary(t *testing.T) string {
-	t.Helper()
-	build.Do(func() {
-		p := filepath.Join(binDir, "gatehouse")
-		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", p, "github.com/gatehouse-auth/gatehouse/cmd/gatehouse")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-			return
-		}
-		binPath = p
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// syncBuffer collects a child's output; safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 // proc is a child process of a test, in its own process group.
 type proc struct {
 	t      *testing.T
 	name   string
 	cmd    *exec.Cmd
-	output *syncBuffer   // stdout and stderr
-	logs   func() string // more diagnostics (log files), may be nil
-	done   chan struct{} // closed when the process has exited
-	err    error         // the result of Wait, valid after done
+	output *testbin.Buffer // stdout and stderr
+	logs   func() string   // more diagnostics (log files), may be nil
+	done   chan struct{}   // closed when the process has exited
+	err    error           // the result of Wait, valid after done
 }
 
 // startProc starts cmd and registers its end in t.Cleanup.
 func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, name: name, cmd: cmd, output: &testbin.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	// Its own group: nginx's workers can be ended with their master.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -299,62 +197,28 @@ func writeFile(t *testing.T, path, content string) {
 
 // gatehouse is a running `gatehouse serve --dev`.
 type gatehouse struct {
-	proc *proc
+	srv  *testbin.Server
 	url  string // http://127.0.0.1:port
 	addr string // 127.0.0.1:port
 	// forwardToken is true when it adds X-Gatehouse-Token to its answers.
 	forwardToken bool
 }
 
-var listeningRE = regexp.MustCompile(`gatehouse listening.*?(?:url=(\S+)|"url":"([^"]+)")`)
-
 // startGatehouse starts gatehouse serve on a free loopback port, trusting
 // loopback proxies, with extra flags; it returns once /readyz answers 200.
 func startGatehouse(t *testing.T, extra ...string) *gatehouse {
 	t.Helper()
 	args := append([]string{
-		"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+		"--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
 		"--admin-key", testAdminKey, "--trusted-proxies", "127.0.0.1/32",
 	}, extra...)
-	cmd := exec.Command(gatehouseBinary(t), args...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEHOUSE_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	p := startProc(t, "gatehouse", cmd)
-	g := &gatehouse{proc: p, forwardToken: slices.Contains(extra, "--forward-token-audience")}
-	err := p.waitFor(`"gatehouse listening"`, startTimeout, func() bool {
-		m := listeningRE.FindStringSubmatch(p.output.String())
-		if m == nil {
-			return false
-		}
-		g.url = m[1] + m[2]
-		return true
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testbin.Start(t, args...)
+	g := &gatehouse{srv: srv, url: srv.URL, forwardToken: slices.Contains(extra, "--forward-token-audience")}
 	u, err := url.Parse(g.url)
 	if err != nil {
 		t.Fatalf("listening URL %q: %v", g.url, err)
 	}
 	g.addr = u.Host
-	client := newClient(t)
-	err = p.waitFor("/readyz 200", startTimeout, func() bool {
-		resp, err := client.Get(g.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return g
 }
 

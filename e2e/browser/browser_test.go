@@ -10,33 +10,27 @@
 package browser_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/testbin"
 )
 
-// Bounds of every wait.
+// Bounds of every wait (testbin bounds the servers' start and stop).
 const (
-	buildTimeout = 3 * time.Minute  // go build of the server binary
-	startTimeout = 30 * time.Second // from exec to "gatehouse listening"
-	readyTimeout = 10 * time.Second // from "listening" to /readyz 200
-	nodeTimeout  = 3 * time.Minute  // the whole node --test run
-	exitTimeout  = 10 * time.Second // from SIGKILL to a process's exit
+	nodeTimeout = 3 * time.Minute  // the whole node --test run
+	exitTimeout = 10 * time.Second // from SIGKILL to a process's exit
 )
 
 // chromiumPath is Debian's chromium; the tests never download a browser.
@@ -49,26 +43,27 @@ const adminKey = "browser-e2e-admin-key-0123456789abcdefghij"
 // testFiles are the node test files, run by one `node --test`.
 var testFiles = []string{"pages.test.mjs", "crosssite.test.mjs", "lab.test.mjs"}
 
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
 func TestBrowser(t *testing.T) {
 	node := requireTools(t)
 	artifacts := artifactsDir(t)
-	bin := buildGatehouse(t)
 
 	// Two servers: the lab's "let time pass" moves the clock of its whole
 	// server, which would end the sessions of the other tests running at
 	// the same time.
-	site := startServer(t, bin, "--admin-key", adminKey)
-	labSite := startServer(t, bin, "--admin-key", adminKey)
-	other := startAttacker(t, site.url)
+	site := startServer(t, "--admin-key", adminKey)
+	labSite := startServer(t, "--admin-key", adminKey)
+	other := startAttacker(t, site.URL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	args := append([]string{"--test", "--test-reporter=spec"}, testFiles...)
 	cmd := exec.CommandContext(ctx, node, args...)
-	cmd.Env = envWithoutGatehouse(
-		"GATEHOUSE_URL="+site.url,
+	cmd.Env = testbin.Env(
+		"GATEHOUSE_URL="+site.URL,
 		"GATEHOUSE_URL_OTHER="+other,
-		"GATEHOUSE_LAB_URL="+labSite.url,
+		"GATEHOUSE_LAB_URL="+labSite.URL,
 		"GATEHOUSE_ADMIN_KEY="+adminKey,
 		"GATEHOUSE_ARTIFACTS="+artifacts,
 		"GATEHOUSE_CHROMIUM="+chromiumPath,
@@ -85,11 +80,11 @@ func TestBrowser(t *testing.T) {
 	took := time.Since(start).Round(100 * time.Millisecond)
 	if ctx.Err() != nil {
 		t.Fatalf("node --test did not finish within %s; output:\n%s\nserver stderr:\n%s\nlab server stderr:\n%s",
-			nodeTimeout, out.String(), site.stderr, labSite.stderr)
+			nodeTimeout, out.String(), site.Stderr(), labSite.Stderr())
 	}
 	if err != nil {
 		t.Fatalf("node --test failed (%v) after %s; output:\n%s\nserver stderr:\n%s\nlab server stderr:\n%s",
-			err, took, out.String(), site.stderr, labSite.stderr)
+			err, took, out.String(), site.Stderr(), labSite.Stderr())
 	}
 	t.Logf("node --test passed in %s; output:\n%s", took, out.String())
 	shots, _ := filepath.Glob(filepath.Join(artifacts, "*.png"))
@@ -102,23 +97,12 @@ func TestBrowser(t *testing.T) {
 // required.
 func requireTools(t *testing.T) string {
 	t.Helper()
-	missing := func(what string) {
-		t.Helper()
-		msg := what + "; install Node and Debian's chromium (apt-get install chromium) and run `npm ci` in e2e/browser"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: the tools are required in CI)", msg)
-		}
-		t.Skip(msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
+	node := testbin.RequireTool(t, "node")
 	if fi, err := os.Stat(chromiumPath); err != nil || fi.IsDir() {
-		missing(chromiumPath + " is missing")
+		testbin.Missing(t, chromiumPath+" is missing; install Debian's chromium (apt-get install chromium)")
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
-		missing("e2e/browser/node_modules/playwright-core is missing")
+		testbin.Missing(t, "e2e/browser/node_modules/playwright-core is missing; run `npm ci` in e2e/browser")
 	}
 	return node
 }
@@ -141,158 +125,13 @@ func artifactsDir(t *testing.T) string {
 	return abs
 }
 
-// buildGatehouse builds the server binary into a temporary directory and
-// returns its path.
-func buildGatehouse(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		t.Fatalf("find the module root: go env GOMOD = %q, %v", gomod, err)
-	}
-	bin := filepath.Join(t.TempDir(), "gatehouse")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/gatehouse-auth/gatehouse/cmd/gatehouse")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// envWithoutGatehouse is the test's environment less every GATEHOUSE_
-// variable, plus extra.
-func envWithoutGatehouse(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEHOUSE_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
-// lockedBuffer collects a child's stderr; safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// server is a running `gatehouse serve --dev`.
-type server struct {
-	url    string
-	stderr *lockedBuffer
-	done   chan struct{} // closed when the process has exited
-}
-
-// listeningURL finds the URL in the slog text line "gatehouse listening".
-var listeningURL = regexp.MustCompile(`\burl=(http://127\.0\.0\.1:\d+)`)
-
 // startServer starts the binary in dev mode on a free port of 127.0.0.1
 // (and nowhere else) with a fresh data directory, and returns once /readyz
 // answers 200. The process is killed when the test ends; its stderr is
 // drained all along.
-func startServer(t *testing.T, bin string, extra ...string) *server {
+func startServer(t *testing.T, extra ...string) *testbin.Server {
 	t.Helper()
-	args := append([]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = envWithoutGatehouse()
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("stderr pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start gatehouse: %v", err)
-	}
-	s := &server{stderr: &lockedBuffer{}, done: make(chan struct{})}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		timer := time.NewTimer(exitTimeout)
-		defer timer.Stop()
-		select {
-		case <-s.done:
-		case <-timer.C:
-			t.Errorf("gatehouse (pid %d) did not exit within %s of SIGKILL", cmd.Process.Pid, exitTimeout)
-		}
-	})
-
-	urlc := make(chan string, 1)
-	go func() {
-		defer close(s.done)
-		br := bufio.NewReader(pipe)
-		found := false
-		for {
-			line, err := br.ReadString('\n')
-			s.stderr.Write([]byte(line))
-			if !found && strings.Contains(line, "gatehouse listening") {
-				if m := listeningURL.FindStringSubmatch(line); m != nil {
-					found = true
-					urlc <- m[1]
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		_ = cmd.Wait() // every read of the pipe is done
-	}()
-
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case s.url = <-urlc:
-	case <-s.done:
-		t.Fatalf("gatehouse exited before listening; stderr:\n%s", s.stderr)
-	case <-timer.C:
-		t.Fatalf("gatehouse did not log \"gatehouse listening\" within %s; stderr:\n%s", startTimeout, s.stderr)
-	}
-	s.waitReady(t)
-	return s
-}
-
-// waitReady polls /readyz until it answers 200, within readyTimeout.
-func (s *server) waitReady(t *testing.T) {
-	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	defer client.CloseIdleConnections()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(readyTimeout)
-	defer deadline.Stop()
-	last := "no answer yet"
-	for {
-		resp, err := client.Get(s.url + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-tick.C:
-		case <-s.done:
-			t.Fatalf("gatehouse exited while waiting for /readyz; stderr:\n%s", s.stderr)
-		case <-deadline.C:
-			t.Fatalf("/readyz not 200 within %s (last: %s); stderr:\n%s", readyTimeout, last, s.stderr)
-		}
-	}
+	return testbin.Start(t, append([]string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, extra...)...)
 }
 
 // attackPages are the pages of the attacker's site. Each reports what it

@@ -8,7 +8,6 @@
 package jose_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -20,21 +19,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-auth/gatehouse/internal/testbin"
 )
 
-// Bounds of every wait.
+// Bounds of every wait (testbin bounds the server's start and stop).
 const (
-	buildTimeout = 3 * time.Minute  // go build of the server binary
-	startTimeout = 30 * time.Second // from exec to "gatehouse listening" (RS256 key generation included)
-	readyTimeout = 10 * time.Second // from "listening" to /readyz 200
-	httpTimeout  = 10 * time.Second // one HTTP request
-	nodeTimeout  = 30 * time.Second // one run of verify.mjs
-	exitTimeout  = 10 * time.Second // from SIGKILL to the process's exit
+	httpTimeout = 10 * time.Second // one HTTP request
+	nodeTimeout = 30 * time.Second // one run of verify.mjs
 )
 
 const (
@@ -46,21 +41,23 @@ const (
 // sigFailed is the code jose gives a token whose signature does not verify.
 const sigFailed = "ERR_JWS_SIGNATURE_VERIFICATION_FAILED"
 
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
 func TestJoseVerifiesAccessTokens(t *testing.T) {
 	node := requireNodeJose(t)
-	bin := buildGatehouse(t)
+	testbin.Build(t) // once, before the parallel subtests start servers
 	for _, alg := range []string{"EdDSA", "ES256", "RS256"} {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
-			checkAlg(t, bin, node, alg)
+			checkAlg(t, node, alg)
 		})
 	}
 }
 
 // checkAlg runs a server signing with alg and checks jose's verdicts on its
 // tokens, before and after a key rotation, and on two tampered tokens.
-func checkAlg(t *testing.T, bin, node, alg string) {
-	s := startServer(t, bin, "--signing-alg", alg, "--admin-key", adminKey)
+func checkAlg(t *testing.T, node, alg string) {
+	s := startServer(t, "--signing-alg", alg, "--admin-key", adminKey)
 
 	var user struct {
 		ID string `json:"id"`
@@ -111,177 +108,35 @@ func checkAlg(t *testing.T, bin, node, alg string) {
 // failure under CI=true, where the tools are required.
 func requireNodeJose(t *testing.T) string {
 	t.Helper()
-	missing := func(what string) {
-		t.Helper()
-		msg := what + "; install Node and run `npm ci` in e2e/jose"
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: the tools are required in CI)", msg)
-		}
-		t.Skip(msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
+	node := testbin.RequireTool(t, "node")
 	if _, err := os.Stat(filepath.Join("node_modules", "jose", "package.json")); err != nil {
-		missing("e2e/jose/node_modules/jose is missing")
+		testbin.Missing(t, "e2e/jose/node_modules/jose is missing; run `npm ci` in e2e/jose")
 	}
 	return node
 }
 
-// buildGatehouse builds the server binary into a temporary directory and
-// returns its path.
-func buildGatehouse(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		t.Fatalf("find the module root: go env GOMOD = %q, %v", gomod, err)
-	}
-	bin := filepath.Join(t.TempDir(), "gatehouse")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/gatehouse-auth/gatehouse/cmd/gatehouse")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// lockedBuffer collects a child's stderr; safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// server is a running `gatehouse serve --dev`.
+// server is a running `gatehouse serve --dev` and a client for it.
 type server struct {
-	url    string
-	stderr *lockedBuffer
-	done   chan struct{} // closed when the process has exited
+	*testbin.Server
 	client *http.Client
 }
-
-// listeningURL finds the URL in the slog text line "gatehouse listening".
-var listeningURL = regexp.MustCompile(`\burl=(http://127\.0\.0\.1:\d+)`)
 
 // startServer starts the binary in dev mode on a free loopback port with a
 // fresh data directory, and returns once /readyz answers 200. The process is
 // killed when the test ends.
-func startServer(t *testing.T, bin string, extra ...string) *server {
+func startServer(t *testing.T, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = envWithoutGatehouse()
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatalf("stderr pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start gatehouse: %v", err)
-	}
-	s := &server{stderr: &lockedBuffer{}, done: make(chan struct{}), client: &http.Client{Timeout: httpTimeout}}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-s.done:
-		case <-time.After(exitTimeout):
-			t.Errorf("gatehouse (pid %d) did not exit within %s of SIGKILL", cmd.Process.Pid, exitTimeout)
-		}
-		s.client.CloseIdleConnections()
-	})
-
-	urlc := make(chan string, 1)
-	go func() {
-		defer close(s.done)
-		br := bufio.NewReader(pipe)
-		found := false
-		for {
-			line, err := br.ReadString('\n')
-			s.stderr.Write([]byte(line))
-			if !found && strings.Contains(line, "gatehouse listening") {
-				if m := listeningURL.FindStringSubmatch(line); m != nil {
-					found = true
-					urlc <- m[1]
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		_ = cmd.Wait() // every read of the pipe is done
-	}()
-
-	select {
-	case s.url = <-urlc:
-	case <-s.done:
-		t.Fatalf("gatehouse exited before listening; stderr:\n%s", s.stderr)
-	case <-time.After(startTimeout):
-		t.Fatalf("gatehouse did not log \"gatehouse listening\" within %s; stderr:\n%s", startTimeout, s.stderr)
-	}
-	s.waitReady(t)
+	args := append([]string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, extra...)
+	s := &server{Server: testbin.Start(t, args...), client: &http.Client{Timeout: httpTimeout}}
+	t.Cleanup(s.client.CloseIdleConnections)
 	return s
-}
-
-// envWithoutGatehouse is the test's environment less every GATEHOUSE_
-// variable, so that only the flags configure the server.
-func envWithoutGatehouse() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEHOUSE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// waitReady polls /readyz until it answers 200, within readyTimeout.
-func (s *server) waitReady(t *testing.T) {
-	t.Helper()
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(readyTimeout)
-	last := "no answer yet"
-	for {
-		resp, err := s.client.Get(s.url + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-tick.C:
-		case <-s.done:
-			t.Fatalf("gatehouse exited while waiting for /readyz; stderr:\n%s", s.stderr)
-		case <-deadline:
-			t.Fatalf("/readyz not 200 within %s (last: %s); stderr:\n%s", readyTimeout, last, s.stderr)
-		}
-	}
 }
 
 // call sends one request and decodes the JSON answer into out (when not
 // nil); it fails the test unless the status is want.
 func (s *server) call(t *testing.T, method, path, contentType, body, authorization string, want int, out any) {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
