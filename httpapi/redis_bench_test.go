@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,37 +51,7 @@ func BenchmarkHTTPVerifyRedisVsTrivial(b *testing.B) {
 	mux.Handle("/", uncached.Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	const workers = 8
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
-
-	load := func(path string, n int) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(n) {
-					r, _ := http.NewRequest("GET", srv.URL+path, nil)
-					r.AddCookie(cookie)
-					res, err := client.Do(r)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						b.Errorf("%s: %d", path, res.StatusCode)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		return time.Since(start)
-	}
+	load := loader(b, srv.URL, cookie)
 	load("/trivial", 200) // warm the connections
 	load("/v1/verify", 200)
 	load("/cached/v1/verify", 200)
