@@ -118,6 +118,9 @@ func (s *Server) authenticateSession(r *http.Request, value string) (*principal,
 		return nil, errInvalidCredential()
 	}
 	sess, err := s.cfg.Sessions.Lookup(ctx, secret)
+	if errors.Is(err, session.ErrExpired) && sess != nil {
+		s.record(r, audit.Event{Type: audit.TypeSessionExpired, UserID: sess.UserID, SessionID: sess.ID})
+	}
 	if errors.Is(err, session.ErrNoSession) {
 		s.cfg.Metrics.Verification(modeSession, "invalid")
 		return nil, errInvalidCredential()

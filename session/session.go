@@ -44,6 +44,10 @@ var (
 	// ErrNotFound means a session id named by its owner does not exist (or
 	// belongs to someone else).
 	ErrNotFound = errors.New("session: not found")
+	// ErrExpired is the ErrNoSession of a session that Lookup found past its
+	// idle or absolute timeout (and deleted); Lookup returns the session
+	// with it, so that the caller can audit the expiry.
+	ErrExpired = fmt.Errorf("%w: expired", ErrNoSession)
 )
 
 // Config sets the session lifetimes. The zero value of a field means its
@@ -231,7 +235,9 @@ func (m *Manager) idleDeadline(s *Session, seen time.Time) time.Time {
 }
 
 // Lookup returns the live session for a secret and records the use
-// (coalesced). An unknown, revoked or expired secret is ErrNoSession. The
+// (coalesced). An unknown, revoked or expired secret is ErrNoSession; one
+// that Lookup itself finds expired is ErrExpired (which is ErrNoSession),
+// returned with the session. The
 // Manager re-checks both deadlines with its own configuration, so shortening
 // a timeout takes effect for existing sessions at once.
 func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
@@ -256,7 +262,7 @@ func (m *Manager) Lookup(ctx context.Context, secret Secret) (*Session, error) {
 		if err := m.store.DeleteSession(ctx, hash); err != nil {
 			return nil, fmt.Errorf("delete expired session: %w", err)
 		}
-		return nil, ErrNoSession
+		return s, ErrExpired
 	}
 	if now.Sub(s.LastSeenAt) >= m.cfg.TouchInterval {
 		seen := now.UTC()

@@ -93,8 +93,12 @@ func TestShorterTimeoutAppliesToExistingSessions(t *testing.T) {
 	}
 	short, _ := session.NewManager(st, session.Config{Clock: fc, IdleTimeout: 10 * time.Minute, AbsoluteTimeout: time.Hour})
 	fc.Advance(11 * time.Minute)
-	if _, err := short.Lookup(t.Context(), secret); !errors.Is(err, session.ErrNoSession) {
-		t.Fatalf("Lookup under a shorter idle timeout: %v", err)
+	s, err := short.Lookup(t.Context(), secret)
+	if !errors.Is(err, session.ErrNoSession) || !errors.Is(err, session.ErrExpired) || s == nil || s.UserID != "u1" {
+		t.Fatalf("Lookup under a shorter idle timeout: %+v, %v; want the session with ErrExpired", s, err)
+	}
+	if _, err := short.Lookup(t.Context(), secret); !errors.Is(err, session.ErrNoSession) || errors.Is(err, session.ErrExpired) {
+		t.Fatalf("Lookup after the expired session was deleted: %v", err)
 	}
 }
 

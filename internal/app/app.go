@@ -130,6 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 // it fails; the caller closes st.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, c clock.Clock, labClock *clock.Offset) (_ *Server, err error) {
 	m := metrics.New()
+	instrument(st, m)
 	accounts, err := Accounts(cfg, st.accounts, c, log)
 	if err != nil {
 		return nil, err

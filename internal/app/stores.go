@@ -45,6 +45,9 @@ type stores struct {
 
 	// redis is the Redis store of several instances; nil on SQLite.
 	redis *redisstore.Store
+
+	// backends names the backend of each request-path store, for metrics.
+	backends struct{ sessions, accounts, refresh string }
 }
 
 // openStores opens the stores cfg selects.
@@ -61,7 +64,7 @@ func openStores(ctx context.Context, cfg *config.Config, c clock.Clock) (*stores
 
 // sqliteStores puts every store on the SQLite database db.
 func sqliteStores(db *sqlite.DB, c clock.Clock) *stores {
-	return &stores{
+	st := &stores{
 		accounts: db, sessions: db, audit: db, keys: db,
 		refresh: db.Refresh(), revocations: db.Revocations(),
 		limiter: func(_ string, p throttle.Policy) (throttle.Limiter, error) {
@@ -82,6 +85,8 @@ func sqliteStores(db *sqlite.DB, c clock.Clock) *stores {
 		},
 		close: func() { db.Close() },
 	}
+	st.backends.sessions, st.backends.accounts, st.backends.refresh = "sqlite", "sqlite", "sqlite"
+	return st
 }
 
 // openDistributed opens PostgreSQL (users, audit, signing keys, refresh
@@ -97,7 +102,7 @@ func openDistributed(ctx context.Context, cfg *config.Config, c clock.Clock) (*s
 		pg.Close()
 		return nil, fmt.Errorf("open Redis (--redis): %w", err)
 	}
-	return &stores{
+	st := &stores{
 		accounts: pg, sessions: rd, audit: pg, keys: pg,
 		refresh:     pg.Refresh(),
 		revocations: withoutControl{rd.Revocations()},
@@ -124,5 +129,7 @@ func openDistributed(ctx context.Context, cfg *config.Config, c clock.Clock) (*s
 			pg.Close()
 		},
 		redis: rd,
-	}, nil
+	}
+	st.backends.sessions, st.backends.accounts, st.backends.refresh = "redis", "postgres", "postgres"
+	return st, nil
 }
