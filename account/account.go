@@ -89,11 +89,22 @@ type Config struct {
 	// the TTL bounds how long a change made by another process (the CLI)
 	// goes unseen.
 	UserCacheTTL time.Duration
+	// Gauges, if set, is told of every hash that starts waiting for a slot
+	// (waiting +1), gets one (waiting -1, inFlight +1) and ends (inFlight
+	// -1): the queue that the concurrency bound builds under a login flood.
+	Gauges HashGauges
 	// OnRehashError, if set, is called (synchronously, from Authenticate)
 	// when a successful login found a hash made with other parameters and
 	// could not store a new one. The login succeeds anyway. The error names
 	// the user id, never the password.
 	OnRehashError func(error)
+}
+
+// HashGauges receives the changes of the password-hashing queue (see
+// Config.Gauges); *metrics.Metrics implements it.
+type HashGauges interface {
+	Argon2Waiting(delta int)
+	Argon2InFlight(delta int)
 }
 
 // List limits: a List limit of zero or less means defaultListLimit, and a
@@ -111,6 +122,7 @@ type Service struct {
 	sem           chan struct{}
 	dummy         string
 	onRehashError func(error)
+	gauges        HashGauges
 	users         userCache
 
 	// hashHook, set only by tests, is called by every Argon2id computation
@@ -159,6 +171,7 @@ func New(s Store, cfg Config) (*Service, error) {
 		sem:           make(chan struct{}, cfg.MaxConcurrentHashes),
 		dummy:         dummy.String(),
 		onRehashError: cfg.OnRehashError,
+		gauges:        cfg.Gauges,
 	}, nil
 }
 

@@ -639,3 +639,36 @@ func TestChangePasswordThen(t *testing.T) {
 		t.Fatal("the new password does not work:", err)
 	}
 }
+
+// gaugeRecorder is a HashGauges that keeps the current values and the
+// highest in-flight count.
+type gaugeRecorder struct {
+	mu                     sync.Mutex
+	waiting, inFlight, top int
+}
+
+func (g *gaugeRecorder) Argon2Waiting(d int) { g.mu.Lock(); g.waiting += d; g.mu.Unlock() }
+func (g *gaugeRecorder) Argon2InFlight(d int) {
+	g.mu.Lock()
+	g.inFlight += d
+	g.top = max(g.top, g.inFlight)
+	g.mu.Unlock()
+}
+
+// TestHashGauges: the hashing queue's gauges rise while hashes wait and
+// run, and return to zero.
+func TestHashGauges(t *testing.T) {
+	g := &gaugeRecorder{}
+	f := newFixture(t, account.Config{Gauges: g, MaxConcurrentHashes: 2})
+	mustRegister(t, f.svc, "gus", password)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() { _, _ = f.svc.Authenticate(t.Context(), "gus", password) })
+	}
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiting != 0 || g.inFlight != 0 || g.top < 1 || g.top > 2 {
+		t.Fatalf("gauges waiting %d, in flight %d, top %d; want 0, 0 and 1..2", g.waiting, g.inFlight, g.top)
+	}
+}

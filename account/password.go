@@ -177,9 +177,20 @@ func (s *Service) argon2id(ctx context.Context, password string, salt []byte, me
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("wait for a hashing slot: %w", err)
 	}
+	if s.gauges != nil {
+		s.gauges.Argon2Waiting(1)
+	}
 	select {
 	case s.sem <- struct{}{}:
+		if s.gauges != nil {
+			s.gauges.Argon2Waiting(-1)
+			s.gauges.Argon2InFlight(1)
+			defer s.gauges.Argon2InFlight(-1)
+		}
 	case <-ctx.Done():
+		if s.gauges != nil {
+			s.gauges.Argon2Waiting(-1)
+		}
 		return nil, fmt.Errorf("wait for a hashing slot: %w", ctx.Err())
 	}
 	defer func() { <-s.sem }()

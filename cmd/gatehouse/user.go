@@ -51,7 +51,7 @@ func userCmd(ctx context.Context, args []string, io streams) (err error) {
 		return err
 	}
 	defer st.Close()
-	accounts, err := app.Accounts(cfg, st.Accounts, c, app.NewLogger(cfg, io.stderr))
+	accounts, err := app.Accounts(cfg, st.Accounts, c, app.NewLogger(cfg, io.stderr), nil)
 	if err != nil {
 		return err
 	}

@@ -68,9 +68,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, c clock.Clock) (*sqlite.
 }
 
 // Accounts builds the account service over db with cfg's hashing settings;
-// log receives rehash failures.
-func Accounts(cfg *config.Config, db account.Store, c clock.Clock, log *slog.Logger) (*account.Service, error) {
+// log receives rehash failures, gauges (may be nil) the hashing queue.
+func Accounts(cfg *config.Config, db account.Store, c clock.Clock, log *slog.Logger, gauges account.HashGauges) (*account.Service, error) {
 	return account.New(db, account.Config{
+		Gauges: gauges,
 		Clock: c,
 		Params: account.Params{
 			Memory:  cfg.Argon2Memory,
@@ -131,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, st *stores, c clock.Clock, labClock *clock.Offset) (_ *Server, err error) {
 	m := metrics.New()
 	instrument(st, m)
-	accounts, err := Accounts(cfg, st.accounts, c, log)
+	accounts, err := Accounts(cfg, st.accounts, c, log, m)
 	if err != nil {
 		return nil, err
 	}
