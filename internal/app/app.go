@@ -72,7 +72,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, c clock.Clock) (*sqlite.
 func Accounts(cfg *config.Config, db account.Store, c clock.Clock, log *slog.Logger, gauges account.HashGauges) (*account.Service, error) {
 	return account.New(db, account.Config{
 		Gauges: gauges,
-		Clock: c,
+		Clock:  c,
 		Params: account.Params{
 			Memory:  cfg.Argon2Memory,
 			Time:    cfg.Argon2Time,
