@@ -212,3 +212,19 @@ func FuzzMaskBody(f *testing.F) {
 		_, _, _ = decodeJWT(base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(body) + ".x")
 	})
 }
+
+// TestPasswordsFullyHidden: a password shows no character at all, in a form
+// or a JSON body, however long it is.
+func TestPasswordsFullyHidden(t *testing.T) {
+	const pass = "correct horse battery staple"
+	form := maskForm("username=u&password=" + strings.ReplaceAll(pass, " ", "+"))
+	js, ok := maskJSON([]byte(`{"current_password":"` + pass + `","new_password":"` + pass + `"}`))
+	if !ok {
+		t.Fatal("JSON body not masked")
+	}
+	for _, out := range []string{form, js} {
+		if strings.Contains(out, "correct") || strings.Contains(out, "aple") || !strings.Contains(out, "(28 characters hidden)") {
+			t.Fatalf("password not fully hidden: %s", out)
+		}
+	}
+}

@@ -37,6 +37,18 @@ var secretFields = map[string]bool{
 	"csrf_token": true, "password": true, "current_password": true, "new_password": true,
 }
 
+// passwordFields are the secret fields shown with no character at all: a
+// passphrase's first and last characters say too much.
+var passwordFields = map[string]bool{"password": true, "current_password": true, "new_password": true}
+
+// maskField masks the value of the secret member or form field name.
+func maskField(name, v string) string {
+	if passwordFields[name] {
+		return "…(" + strconv.Itoa(utf8.RuneCountInString(v)) + " characters hidden)"
+	}
+	return mask(v)
+}
+
 // secretHeaders are headers whose whole value is a secret.
 var secretHeaders = map[string]bool{
 	http.CanonicalHeaderKey(csrf.HeaderName): true,
@@ -242,7 +254,7 @@ func maskForm(s string) string {
 			return "(a form body that does not parse; not shown)"
 		}
 		if secretFields[name] {
-			val = mask(val)
+			val = maskField(name, val)
 		}
 		out = append(out, name+"="+val)
 	}
@@ -266,20 +278,24 @@ func maskJSON(body []byte) (string, bool) {
 
 // maskValue masks the string values of secret members, at any depth.
 func maskValue(v any, secret bool) any {
+	return maskMember(v, secret, "")
+}
+
+func maskMember(v any, secret bool, name string) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			x[k] = maskValue(e, secretFields[k])
+			x[k] = maskMember(e, secretFields[k], k)
 		}
 		return x
 	case []any:
 		for i, e := range x {
-			x[i] = maskValue(e, secret)
+			x[i] = maskMember(e, secret, name)
 		}
 		return x
 	case string:
 		if secret {
-			return mask(x)
+			return maskField(name, x)
 		}
 	}
 	return v
