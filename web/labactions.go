@@ -314,16 +314,9 @@ func (a *act) login(p *pane) (string, bool, error) {
 		if res.status != http.StatusOK {
 			return "Login refused: " + refusal(res), false, nil
 		}
-		var out struct {
-			Access  string `json:"access_token"`
-			Refresh string `json:"refresh_token"`
-		}
-		if err := res.decode(&out); err != nil {
+		if err := a.takePair(p, res); err != nil {
 			return "", false, err
 		}
-		p.access, p.refresh = out.Access, out.Refresh
-		a.learnToken(p.access)
-		a.addToken(p, nil)
 		a.note("The app keeps both tokens in memory and sends the access token as Authorization: Bearer. The server stored a refresh family; the access token itself is stored nowhere.")
 		return "Logged in: an access token and a refresh token.", true, nil
 
@@ -418,16 +411,9 @@ func (a *act) refreshPane(p *pane) (string, bool, error) {
 			a.note("A client answered invalid_grant must log in again.")
 			return "Refresh refused: " + refusal(res), false, nil
 		}
-		var out struct {
-			Access  string `json:"access_token"`
-			Refresh string `json:"refresh_token"`
-		}
-		if err := res.decode(&out); err != nil {
+		if err := a.takePair(p, res); err != nil {
 			return "", false, err
 		}
-		p.access, p.refresh = out.Access, out.Refresh
-		a.learnToken(p.access)
-		a.addToken(p, nil)
 		a.note("Rotation: the old refresh token is spent. Presented again after the grace period, it is reuse, and the whole family is revoked.")
 		return "Refreshed: a new access token and a new refresh token.", true, nil
 	default:
@@ -965,4 +951,19 @@ func (l *lab) stateView(r *http.Request, v *visitor) stateView {
 		s.Timeline = append(s.Timeline, timelineItem{ID: rec.ID, At: rec.At, Pane: rec.Pane, Action: rec.Action, Summary: rec.Summary, OK: rec.OK})
 	}
 	return s
+}
+
+// takePair keeps the token pair of a body-mode token response in pane p.
+func (a *act) takePair(p *pane, res *apiResponse) error {
+	var out struct {
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+	}
+	if err := res.decode(&out); err != nil {
+		return err
+	}
+	p.access, p.refresh = out.Access, out.Refresh
+	a.learnToken(p.access)
+	a.addToken(p, nil)
+	return nil
 }
